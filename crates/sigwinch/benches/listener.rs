@@ -1,0 +1,3 @@
+//! Benchmark of the resize listener.
+
+fn main() {}
