@@ -10,6 +10,8 @@ use crate::diagnostics::escape_bytes;
 const TAIL_BYTES: usize = 2048;
 /// How many received bytes are kept for error messages.
 const HISTORY_BYTES: usize = 64 * 1024;
+/// The bound on [`Expect::send`] and [`Expect::send_line`] while the descriptor stays full.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Errors of [`Expect`].
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,16 @@ pub enum ExpectError {
         timeout: Duration,
         /// The escaped tail of what arrived.
         tail: String,
+    },
+    /// The descriptor stayed full, so not all bytes could be written in time.
+    #[error("timed out after {timeout:?} writing: {written} of {total} bytes were written")]
+    SendTimeout {
+        /// The time waited.
+        timeout: Duration,
+        /// The bytes written.
+        written: usize,
+        /// The bytes that were to be written.
+        total: usize,
     },
     /// The other side closed before the expected text arrived.
     #[error("end of input while waiting for {needle:?}; the last bytes received were:\n{tail}")]
@@ -88,10 +100,24 @@ impl Expect {
         Ok(self.pending.drain(..end).collect())
     }
 
-    /// Writes all of `bytes`, waiting while the descriptor is full.
+    /// Writes all of `bytes`, waiting up to [`SEND_TIMEOUT`] while the descriptor is full.
     pub fn send(&mut self, bytes: &[u8]) -> Result<(), ExpectError> {
+        self.send_timeout(bytes, SEND_TIMEOUT)
+    }
+
+    /// Writes all of `bytes`, waiting up to `timeout` in total while the descriptor is full.
+    pub fn send_timeout(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), ExpectError> {
+        let deadline = Instant::now() + timeout;
         let mut rest = bytes;
         while !rest.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ExpectError::SendTimeout {
+                    timeout,
+                    written: bytes.len() - rest.len(),
+                    total: bytes.len(),
+                });
+            }
             // SAFETY: the pointer and length describe the live slice `rest`.
             let written =
                 unsafe { libc::write(self.fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
@@ -103,9 +129,7 @@ impl Expect {
             let error = io::Error::last_os_error();
             match error.kind() {
                 io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock => {
-                    self.poll(libc::POLLOUT, Duration::from_millis(100))?
-                }
+                io::ErrorKind::WouldBlock => self.poll(libc::POLLOUT, deadline - now)?,
                 _ => return Err(io_error("write", error)),
             }
         }
@@ -289,6 +313,19 @@ mod tests {
         drop(pty.subsidiary);
         let error = expect.expect("never", Duration::from_secs(5)).unwrap_err();
         assert!(matches!(error, ExpectError::Eof { .. }), "{error}");
+    }
+
+    #[test]
+    fn send_times_out_when_nobody_reads() {
+        let (pty, mut expect) = pty_expect();
+        // In canonical mode the line discipline drops input past a full line instead of
+        // blocking the writer, so only raw mode fills up.
+        let _raw = ttyvm_term::RawMode::enable(pty.subsidiary.as_fd()).unwrap();
+        let data = vec![b'x'; 1024 * 1024];
+        let error = expect
+            .send_timeout(&data, Duration::from_millis(200))
+            .unwrap_err();
+        assert!(matches!(error, ExpectError::SendTimeout { .. }), "{error}");
     }
 
     #[test]

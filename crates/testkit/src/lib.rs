@@ -24,7 +24,7 @@ mod tmux;
 mod uml;
 
 pub use diagnostics::{check, Captured};
-pub use expect::{Expect, ExpectError};
+pub use expect::{Expect, ExpectError, SEND_TIMEOUT};
 pub use guest::{Guest, GuestError};
 pub use pty::{open_pty, set_window_size, window_size, Pty, WindowSize};
 pub use server::{Server, ServerError};
