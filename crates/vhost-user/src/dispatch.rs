@@ -51,6 +51,28 @@ fn reply_kind(request: Option<FrontendReq>) -> ReplyKind {
     }
 }
 
+/// Returns whether the request may carry fds: the handler checks how many, or rejects the
+/// request as unsupported. Unknown codes count as taking fds, so they are reported as unknown.
+fn takes_fds(request: Option<FrontendReq>) -> bool {
+    matches!(
+        request,
+        Some(
+            FrontendReq::SET_MEM_TABLE
+                | FrontendReq::ADD_MEM_REG
+                | FrontendReq::REM_MEM_REG
+                | FrontendReq::SET_VRING_KICK
+                | FrontendReq::SET_VRING_CALL
+                | FrontendReq::SET_VRING_ERR
+                | FrontendReq::SET_BACKEND_REQ_FD
+                | FrontendReq::SET_LOG_BASE
+                | FrontendReq::SET_LOG_FD
+                | FrontendReq::SET_INFLIGHT_FD
+                | FrontendReq::GPU_SET_SOCKET
+                | FrontendReq::SET_DEVICE_STATE_FD
+        ) | None
+    )
+}
+
 impl Connection {
     pub(crate) fn dispatch(
         &mut self,
@@ -61,6 +83,10 @@ impl Connection {
         let code = message.header.request;
         let request = FrontendReq::try_from(code).ok();
         let result = match message.header.invalid_request_flags() {
+            0 if !takes_fds(request) && !message.fds.is_empty() => Err(RequestError::FdCount {
+                expected: 0,
+                actual: message.fds.len(),
+            }),
             0 => self.route(request, code, device, &mut message, events),
             flags => Err(RequestError::InvalidFlags(flags)),
         };

@@ -179,7 +179,6 @@ impl Connection {
     ) -> Result<Reply, RequestError> {
         self.require(VhostUserProtocolFeatures::CONFIG, "CONFIG")?;
         let (header, _) = parse_config(&message.payload, device.config_size())?;
-        message.take_fds_none()?;
         let mut data = vec![0u8; header.size as usize];
         device
             .read_config(header.offset, &mut data)
@@ -196,7 +195,6 @@ impl Connection {
     ) -> Result<Reply, RequestError> {
         self.require(VhostUserProtocolFeatures::CONFIG, "CONFIG")?;
         let (header, data) = parse_config(&message.payload, device.config_size())?;
-        message.take_fds_none()?;
         device
             .write_config(header.offset, data)
             .map_err(RequestError::Config)?;
@@ -248,20 +246,6 @@ impl Connection {
             Ok(())
         } else {
             Err(RequestError::NotNegotiated(name))
-        }
-    }
-}
-
-impl Message {
-    /// Checks that no fds are attached.
-    pub(crate) fn take_fds_none(&self) -> Result<(), RequestError> {
-        if self.fds.is_empty() {
-            Ok(())
-        } else {
-            Err(RequestError::FdCount {
-                expected: 0,
-                actual: self.fds.len(),
-            })
         }
     }
 }
