@@ -76,7 +76,7 @@ pub enum AttachError {
         source: io::Error,
     },
     /// The relay failed.
-    #[error("{} relay ended: {source}", .path.display())]
+    #[error("relay to {} stopped: {source}", .path.display())]
     Relay {
         /// The pty path.
         path: PathBuf,
@@ -113,7 +113,7 @@ pub fn run(args: AttachArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Outcome::TerminalClosed => {
-            eprintln!("ttyvm attach: standard input hung up; detached from {path}");
+            eprintln!("ttyvm attach: standard input hung up, so the client detached from {path}");
             ExitCode::FAILURE
         }
         Outcome::Signaled(number) => {

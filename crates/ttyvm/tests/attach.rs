@@ -594,7 +594,8 @@ fn output_error_restores_terminal() {
     assert_eq!(attached.user.termios(), attached.before);
     let stderr = attached.client.stderr();
     let expected = format!(
-        "ttyvm attach: {} relay ended: failed to write standard output: Broken pipe (os error 32)\n",
+        "ttyvm attach: relay to {} stopped: failed to write standard output: Broken pipe (os \
+         error 32)\n",
         console.path.display()
     );
     assert!(stderr.ends_with(&expected), "stderr: {stderr}");
