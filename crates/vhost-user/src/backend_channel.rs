@@ -10,7 +10,7 @@ use vm_memory::ByteValued;
 
 use crate::message::{send_all, Header, VERSION};
 
-/// Longest wait for the frontend to take a backend request.
+/// Maximum wait for the frontend to take a backend request.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The socket the frontend reads backend requests from.

@@ -31,7 +31,7 @@ pub const OFFERED_PROTOCOL_FEATURES: VhostUserProtocolFeatures = VhostUserProtoc
 /// Memory slots reported by `GET_MAX_MEM_SLOTS`, and the region limit of every memory table.
 pub const MAX_MEM_SLOTS: usize = 32;
 
-/// Longest wait for the rest of a message once its first byte arrived, and for a reply write.
+/// Maximum wait for the rest of a message once its first byte arrived, and for a reply write.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Virtio device status bit `DRIVER_OK`.

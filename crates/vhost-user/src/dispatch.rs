@@ -2,7 +2,7 @@
 //!
 //! Requests with a reply body (the GET_* requests) always get that body and never an extra ack.
 //! Every other request gets a u64 ack (0 success, 1 failure) when REPLY_ACK is negotiated and
-//! the header has NEED_REPLY. A failed GET_CONFIG is answered with an empty payload, as the
+//! the header has NEED_REPLY. A failed GET_CONFIG gets a reply with an empty payload, as the
 //! specification prescribes; any other failed request with a reply body closes the connection,
 //! because no valid reply exists for it.
 
@@ -14,7 +14,7 @@ use crate::error::{Error, RequestError};
 use crate::message::{write_reply, Message};
 use crate::{Connection, Event, VhostUserDevice};
 
-/// What a successful handler sends back.
+/// Response of a successful handler.
 pub(crate) enum Reply {
     /// Nothing beyond the optional ack.
     Ack,
@@ -28,7 +28,7 @@ impl Reply {
     }
 }
 
-/// How the specification answers a request.
+/// Reply rule of the specification for a request.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ReplyKind {
     Ack,

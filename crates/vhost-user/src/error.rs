@@ -34,16 +34,16 @@ pub enum Error {
     ReplyImpossible {
         /// Request code.
         request: u32,
-        /// Why the request failed.
+        /// Reason for the failure.
         #[source]
         source: RequestError,
     },
-    /// The frontend asked for something the specification lets the backend close on.
+    /// The frontend requested something the specification lets the backend close on.
     #[error("vhost-user request {request} is incompatible with this backend")]
     Incompatible {
         /// Request code.
         request: u32,
-        /// What was incompatible.
+        /// The incompatible part of the request.
         #[source]
         source: RequestError,
     },
@@ -60,7 +60,7 @@ pub enum Error {
     },
 }
 
-/// Why one request was rejected. The connection answers it per the specification and goes on.
+/// Reason a request was rejected. The connection replies per the specification and goes on.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// The request code is not one this backend serves.
@@ -159,7 +159,7 @@ impl RequestError {
     }
 }
 
-/// Why [`crate::Connection::send_config_change`] failed.
+/// Failure of [`crate::Connection::send_config_change`].
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigChangeError {
     /// The frontend never sent `SET_BACKEND_REQ_FD`.

@@ -2,7 +2,7 @@
 //! frontend connection, guest memory from `SET_MEM_TABLE`, the vrings, and the backend request
 //! channel that carries `VHOST_USER_BACKEND_CONFIG_CHANGE_MSG`.
 //!
-//! The crate knows nothing of any particular device. A device implements [`VhostUserDevice`];
+//! The crate contains no device-specific code. A device implements [`VhostUserDevice`];
 //! the caller owns the event loop, polls [`Connection`]'s socket and kick fds, calls
 //! [`Connection::handle_request`] when the socket is readable, and acts on the returned
 //! [`Event`]s.
@@ -70,7 +70,7 @@ pub trait VhostUserDevice {
     fn reset(&mut self) {}
 }
 
-/// Why a device rejected a config space access.
+/// Reason a device rejected a config space access.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigAccessError {
     /// The range lies outside the device's config space.
@@ -108,11 +108,12 @@ pub enum Event {
     Reset,
     /// The guest memory map changed (`SET_MEM_TABLE`, `ADD_MEM_REG` or `REM_MEM_REG`).
     MemoryChanged,
-    /// A request was rejected and answered per the specification; the connection goes on.
+    /// A request was rejected and got the reply the specification prescribes. The connection
+    /// goes on.
     Rejected {
         /// Request code from the message header.
         request: u32,
-        /// Why the request was rejected.
+        /// Reason for the rejection.
         error: RequestError,
     },
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::{Connection, VhostUserDevice};
 
-/// Why the listener could not be set up or a connection could not be accepted.
+/// Failure to set up the listener or to accept a connection.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
     /// The socket's folder does not exist.

@@ -17,7 +17,7 @@ pub(crate) struct RegionSpec {
     pub(crate) mmap_offset: u64,
 }
 
-/// Why a memory region could not be mapped or the table could not be changed.
+/// Failure to map a memory region or to change the memory table.
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     /// A region has size zero.

@@ -70,7 +70,7 @@ impl Connection {
         Ok(Reply::Ack)
     }
 
-    /// Serves RESET_OWNER (`feature` None) and RESET_DEVICE: stops every ring, forgets the
+    /// Serves RESET_OWNER (`feature` None) and RESET_DEVICE: stops every ring, clears the
     /// acked features and the status, and resets the device. Memory, protocol features and the
     /// backend channel stay.
     pub(crate) fn reset(

@@ -35,7 +35,7 @@ impl Connection {
         let request = message.payload_as::<VhostUserVringAddr>()?;
         let flags = request.flags;
         if flags != 0 {
-            // VHOST_VRING_F_LOG asks for dirty logging, which needs LOG_SHMFD (not offered).
+            // VHOST_VRING_F_LOG requests dirty logging, which needs LOG_SHMFD (not offered).
             return Err(RequestError::InvalidValue {
                 field: "vring address flags",
                 value: u64::from(flags),

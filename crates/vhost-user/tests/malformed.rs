@@ -37,7 +37,7 @@ impl Session {
         }
     }
 
-    /// A session with all offered features, REPLY_ACK included.
+    /// Creates a session with all offered features, REPLY_ACK included.
     fn negotiated() -> Session {
         let mut session = Session::new();
         let features = DEVICE_FEATURES | PROTOCOL_FEATURES_BIT;
@@ -123,7 +123,7 @@ fn pipe() -> (std::fs::File, std::fs::File) {
     }
 }
 
-/// Asserts that the backend closed its copy of the pipe's write end: the read end sees EOF.
+/// Asserts that the backend closed its copy of the pipe's write end, so the read end reads EOF.
 fn assert_write_end_closed(mut read_end: std::fs::File) {
     assert!(
         wait_readable(read_end.as_raw_fd(), TIMEOUT),
@@ -206,7 +206,7 @@ fn vring_addr(index: u32, descriptor: u64, used: u64, available: u64) -> Vec<u8>
     payload
 }
 
-/// One SET_MEM_TABLE region: guest 0x10000, user 0x7000_0000, 64 KiB of `file`.
+/// Builds a SET_MEM_TABLE payload with one region at guest 0x10000 and user 0x7000_0000.
 fn mem_table(size: u64) -> Vec<u8> {
     let mut payload = Vec::new();
     payload.extend_from_slice(&1u32.to_ne_bytes());
