@@ -14,7 +14,7 @@ use vm_memory::GuestMemoryMmap;
 use crate::backend_channel::BackendChannel;
 use crate::error::{ConfigChangeError, Error};
 use crate::memory::MemoryMap;
-use crate::message::read_message;
+use crate::message::{poll_now, read_message};
 use crate::ratelimit::RateLimiter;
 use crate::vring::Vring;
 use crate::{Event, VhostUserDevice};
@@ -98,7 +98,8 @@ impl Connection {
 
     /// Reads and serves exactly one request, and returns the events the caller must act on.
     ///
-    /// Call it when the socket is readable: it waits up to 5 s for the rest of a message.
+    /// Call it when the socket is readable. With nothing pending it returns no events at once;
+    /// once a message has begun it waits up to 5 s for the rest of it.
     /// A rejected request is answered per the specification and returned as
     /// [`Event::Rejected`]. An `Err` means the connection is over ([`Error::Disconnected`] when
     /// the frontend closed it); drop the connection then.
@@ -106,6 +107,9 @@ impl Connection {
         &mut self,
         device: &mut impl VhostUserDevice,
     ) -> Result<Vec<Event>, Error> {
+        if !poll_now(self.stream.as_raw_fd(), libc::POLLIN).map_err(Error::Socket)? {
+            return Ok(Vec::new());
+        }
         let message = read_message(&self.stream)?;
         let ready_before = self.ready_flags();
         let mut events = Vec::new();

@@ -201,3 +201,24 @@ pub(crate) fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> 
     }
     Ok(())
 }
+
+/// Polls one fd for `events` without waiting. Returns true when any of `events`, or an error
+/// or hang-up condition, is pending.
+pub(crate) fn poll_now(fd: RawFd, events: libc::c_short) -> io::Result<bool> {
+    let mut poll_fd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: `poll_fd` is a valid pollfd for the duration of the call and the count is 1.
+        let result = unsafe { libc::poll(&mut poll_fd, 1, 0) };
+        if result >= 0 {
+            return Ok(poll_fd.revents != 0);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

@@ -9,6 +9,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
 
 use crate::memory::MemoryMap;
+use crate::message::poll_now;
 
 /// Ring addresses as the frontend sent them (frontend user addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,12 +139,12 @@ impl Vring {
         let Some(kick) = &self.kick else {
             return Ok(false);
         };
-        if !poll_now(kick, libc::POLLIN)? {
+        if !poll_now(kick.as_raw_fd(), libc::POLLIN)? {
             return Ok(false);
         }
         let mut value = [0u8; 8];
         match io::Read::read(&mut &*kick, &mut value) {
-            Ok(_) => Ok(true),
+            Ok(count) => Ok(count > 0),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(err) => Err(err),
         }
@@ -191,25 +192,5 @@ impl RingAreas {
 }
 
 fn writable_now(file: &File) -> io::Result<bool> {
-    poll_now(file, libc::POLLOUT)
-}
-
-/// Polls one fd for `events` without waiting.
-fn poll_now(file: &File, events: libc::c_short) -> io::Result<bool> {
-    let mut poll_fd = libc::pollfd {
-        fd: file.as_raw_fd(),
-        events,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: `poll_fd` is a valid pollfd for the duration of the call and the count is 1.
-        let result = unsafe { libc::poll(&mut poll_fd, 1, 0) };
-        if result >= 0 {
-            return Ok(poll_fd.revents & events != 0);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    poll_now(file.as_raw_fd(), libc::POLLOUT)
 }

@@ -488,3 +488,69 @@ fn set_status_reports_driver_ok() {
     let (ack, _) = session.acked(FrontendReq::SET_STATUS, &0x100u64.to_ne_bytes(), &[]);
     assert_eq!(ack, 1);
 }
+
+fn single_region(guest: u64, size: u64, user: u64) -> Vec<u8> {
+    let mut payload = 0u64.to_ne_bytes().to_vec();
+    for value in [guest, size, user, 0] {
+        payload.extend_from_slice(&value.to_ne_bytes());
+    }
+    payload
+}
+
+#[test]
+fn overlapping_regions_rejected() {
+    let mut session = Session::negotiated();
+    let first = memfd(0x10000);
+    let second = memfd(0x10000);
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&2u32.to_ne_bytes());
+    payload.extend_from_slice(&0u32.to_ne_bytes());
+    for (guest, user) in [(0x10000u64, 0x7000_0000u64), (0x18000, 0x8000_0000)] {
+        for value in [guest, 0x10000, user, 0] {
+            payload.extend_from_slice(&value.to_ne_bytes());
+        }
+    }
+    let fds = [first.as_raw_fd(), second.as_raw_fd()];
+    let (ack, events) = session.acked(FrontendReq::SET_MEM_TABLE, &payload, &fds);
+    assert_eq!(ack, 1);
+    assert!(
+        matches!(rejected(&events), Some(RequestError::Memory(_))),
+        "{events:?}"
+    );
+    assert!(session.connection.memory().is_none());
+}
+
+#[test]
+fn add_and_remove_memory_region() {
+    let mut session = Session::negotiated();
+    let file = memfd(0x10000);
+    let region = single_region(0x10000, 0x10000, 0x7000_0000);
+    let (ack, events) = session.acked(FrontendReq::ADD_MEM_REG, &region, &[file.as_raw_fd()]);
+    assert_eq!(ack, 0, "{events:?}");
+    assert!(events
+        .iter()
+        .any(|event| matches!(event, Event::MemoryChanged)));
+    assert!(session.connection.memory().is_some());
+
+    let overlapping = single_region(0x18000, 0x10000, 0x9000_0000);
+    let (ack, _) = session.acked(FrontendReq::ADD_MEM_REG, &overlapping, &[file.as_raw_fd()]);
+    assert_eq!(ack, 1);
+    let unknown = single_region(0x20000, 0x10000, 0x7000_0000);
+    let (ack, _) = session.acked(FrontendReq::REM_MEM_REG, &unknown, &[]);
+    assert_eq!(ack, 1);
+
+    let (ack, events) = session.acked(FrontendReq::REM_MEM_REG, &region, &[]);
+    assert_eq!(ack, 0, "{events:?}");
+    assert!(session.connection.memory().is_none());
+}
+
+#[test]
+fn handle_request_without_input_returns_nothing() {
+    let mut session = Session::new();
+    let events = session
+        .connection
+        .handle_request(&mut session.device)
+        .expect("no input is no error");
+    assert!(events.is_empty());
+    session.assert_serves();
+}
