@@ -12,7 +12,7 @@
 //! The transport owns guest memory, the rings, the kick and call eventfds and a poll(2) loop.
 //! It calls, in this order:
 //!
-//! 1. [`Console::new`] with a [`Backend`] such as `PtyBackend`, `TtyBackend`,
+//! 1. [`Console::new`] with a [`Backend`] such as [`PtyBackend`], [`TtyBackend`],
 //!    [`FileBackend`] or [`NullBackend`], and [`Limits`].
 //! 2. [`Console::device_features`], then [`Console::ack_features`] with the driver's choice.
 //! 3. [`Console::read_config`] and [`Console::write_config`] for config space accesses.
@@ -46,7 +46,9 @@ mod tx;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{Backend, BackendError, FileBackend, NullBackend, PollFd, Source};
+pub use backend::{
+    Backend, BackendError, FileBackend, NullBackend, PollFd, PtyBackend, Source, TtyBackend,
+};
 pub use config::{ConfigError, CONFIG_SIZE};
 pub use device::{Console, Limits, Notify};
 pub use ratelimit::RateLimiter;

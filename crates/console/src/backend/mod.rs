@@ -1,11 +1,17 @@
 //! The host side of the console: where guest output goes, where host input comes from, and how
 //! the terminal size and its changes are learned.
 
+pub(crate) mod fd;
 mod file;
 mod null;
+mod pty;
+mod tty;
+mod watch;
 
 pub use file::FileBackend;
 pub use null::NullBackend;
+pub use pty::PtyBackend;
+pub use tty::TtyBackend;
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
@@ -20,11 +26,11 @@ pub struct PollFd {
     pub fd: RawFd,
     /// The events wanted, `libc::POLLIN` or `libc::POLLOUT`.
     pub events: i16,
-    /// What the fd is for; pass it back to [`crate::Console::handle_ready`].
+    /// The fd's purpose; pass it back to [`crate::Console::handle_ready`].
     pub source: Source,
 }
 
-/// What a polled fd is for. One fd may appear under two sources, such as a pty's main side
+/// The purpose of a polled fd. One fd may appear under two sources, such as a pty's main side
 /// polled for input and for output; `poll(2)` accepts the same fd twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -43,7 +49,7 @@ pub enum Source {
 /// All fds a backend returns are non-blocking. `read_input` and `write_output` return
 /// `ErrorKind::WouldBlock` when the fd has nothing to give or no room.
 pub trait Backend: Send {
-    /// Whether the backend has a terminal size, which decides whether the device offers
+    /// Returns whether the backend has a terminal size, which decides whether the device offers
     /// VIRTIO_CONSOLE_F_SIZE.
     fn has_size(&self) -> bool;
 
@@ -52,7 +58,7 @@ pub trait Backend: Send {
         Ok(WindowSize::default())
     }
 
-    /// The fd to poll for `source`, if the backend has one.
+    /// Returns the fd to poll for `source`, if the backend has one.
     fn fd(&self, source: Source) -> Option<BorrowedFd<'_>>;
 
     /// Reads host input into `buf`. `Ok(0)` means the input has ended.
@@ -74,7 +80,7 @@ pub trait Backend: Send {
         Ok(())
     }
 
-    /// Whether a reader is attached to the output. Only a pty without a client returns false;
+    /// Returns whether a reader is attached to the output. Only a pty without a client returns false;
     /// the device then keeps the most recent output and drops older bytes.
     fn is_attached(&mut self) -> bool {
         true
@@ -99,7 +105,7 @@ pub enum BackendError {
     /// A terminal operation (termios, window size, reopening the terminal) failed.
     #[error("failed to {action} on {what}")]
     Terminal {
-        /// What was attempted, such as "enable raw mode".
+        /// The attempted action, such as "enable raw mode".
         action: &'static str,
         /// The terminal or fd involved.
         what: String,

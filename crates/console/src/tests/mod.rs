@@ -3,8 +3,10 @@
 
 mod config_size;
 mod malformed;
+mod pty;
 mod receive;
 mod transmit;
+mod tty;
 
 use std::collections::VecDeque;
 use std::fs::File;
