@@ -196,6 +196,22 @@ impl Connection {
             .then_some((&mut vring.queue, memory))
     }
 
+    /// The guest memory and every ring's queue at once, for devices that move data between
+    /// rings. A queue is `Some` only while its ring is ready to process; the whole result is
+    /// `None` while no memory table has been set.
+    pub fn ready_queues_mut(&mut self) -> Option<(&GuestMemoryMmap<()>, Vec<Option<&mut Queue>>)> {
+        let memory = self.memory.guest()?;
+        let queues = self
+            .vrings
+            .iter_mut()
+            .map(|vring| {
+                let ready = vring.is_ready(Some(memory));
+                ready.then_some(&mut vring.queue)
+            })
+            .collect();
+        Some((memory, queues))
+    }
+
     /// The ring's kick fd to poll, if the frontend set one.
     pub fn kick_fd(&self, queue: usize) -> Option<BorrowedFd<'_>> {
         self.vrings
