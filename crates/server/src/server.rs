@@ -1,0 +1,158 @@
+//! The accept-and-serve loop: one frontend at a time, and one console that outlives them all.
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use log::{error, info, warn};
+use ttyvm_console::{Console, RateLimiter, Source};
+use ttyvm_vhost_user::Listener;
+
+use crate::device::ConsoleDevice;
+use crate::poll::PollSet;
+use crate::session::{Session, SessionEnd};
+use crate::signals::{signal_name, StopSignals};
+
+/// Why the server stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// A stop signal arrived.
+    Signal(libc::c_int),
+    /// The frontend disconnected and `--once` was given.
+    Once,
+}
+
+/// What a ready fd is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Signals,
+    Listener,
+    Socket,
+    Kick(usize),
+    Console(Source),
+}
+
+/// The console server: a listener, the console, and the current frontend, if any.
+pub struct Server {
+    listener: Listener,
+    console: Console,
+    signals: StopSignals,
+    once: bool,
+    session: Option<Session>,
+    connections: u64,
+    warnings: RateLimiter,
+}
+
+impl Server {
+    /// Creates a server that serves `console` to each frontend that connects to `listener`.
+    pub fn new(listener: Listener, console: Console, signals: StopSignals, once: bool) -> Self {
+        Server {
+            listener,
+            console,
+            signals,
+            once,
+            session: None,
+            connections: 0,
+            warnings: RateLimiter::new(10, std::time::Duration::from_secs(5)),
+        }
+    }
+
+    /// Serves frontends until a stop signal, or until the first disconnect with `--once`.
+    pub fn run(&mut self) -> std::io::Result<Stop> {
+        loop {
+            let mut set = self.poll_set();
+            set.wait()?;
+            for (token, revents) in set.ready() {
+                if let Some(stop) = self.dispatch(token, revents)? {
+                    return Ok(stop);
+                }
+            }
+            if let Some(session) = self.session.as_mut() {
+                session.pump(&mut self.console);
+            }
+        }
+    }
+
+    fn poll_set(&self) -> PollSet<Token> {
+        let mut set = PollSet::new();
+        set.add(
+            self.signals.as_fd().as_raw_fd(),
+            libc::POLLIN,
+            Token::Signals,
+        );
+        set.add(self.listener.as_raw_fd(), libc::POLLIN, Token::Listener);
+        if let Some(session) = &self.session {
+            set.add(session.socket_fd(), libc::POLLIN, Token::Socket);
+            for (queue, fd) in session.kick_fds() {
+                set.add(fd, libc::POLLIN, Token::Kick(queue));
+            }
+        }
+        for entry in self.console.poll_fds() {
+            set.add(entry.fd, entry.events, Token::Console(entry.source));
+        }
+        set
+    }
+
+    fn dispatch(&mut self, token: Token, revents: i16) -> std::io::Result<Option<Stop>> {
+        match token {
+            Token::Signals => return self.take_signal(),
+            Token::Listener => self.accept(),
+            Token::Socket => return Ok(self.serve_request()),
+            Token::Kick(queue) => {
+                if let Some(session) = self.session.as_mut() {
+                    session.consume_kick(queue);
+                }
+            }
+            Token::Console(source) => self.console.handle_ready(source, revents),
+        }
+        Ok(None)
+    }
+
+    fn take_signal(&mut self) -> std::io::Result<Option<Stop>> {
+        let Some(signal) = self.signals.take()? else {
+            return Ok(None);
+        };
+        info!("server: stopping on {}", signal_name(signal));
+        Ok(Some(Stop::Signal(signal)))
+    }
+
+    fn accept(&mut self) {
+        let connection = match self.listener.accept(&ConsoleDevice(&mut self.console)) {
+            Ok(connection) => connection,
+            Err(err) => {
+                if self.warnings.check().is_some() {
+                    warn!("server: accepting a frontend connection failed: {err}");
+                }
+                return;
+            }
+        };
+        self.connections += 1;
+        let id = self.connections;
+        if let Some(current) = &self.session {
+            warn!(
+                "server: connection {id} rejected: already serving connection {}",
+                current.id()
+            );
+            return;
+        }
+        self.session = Some(Session::new(id, connection));
+    }
+
+    fn serve_request(&mut self) -> Option<Stop> {
+        let session = self.session.as_mut()?;
+        let Err(end) = session.handle_request(&mut self.console) else {
+            return None;
+        };
+        let id = session.id();
+        match end {
+            SessionEnd::Disconnected => info!("server: connection {id}: frontend disconnected"),
+            SessionEnd::Failed(err) => error!("server: connection {id} dropped: {err}"),
+        }
+        self.session = None;
+        self.console.reset();
+        self.once.then_some(Stop::Once)
+    }
+
+    /// Returns the console, for a last look before shutdown.
+    pub fn console(&self) -> &Console {
+        &self.console
+    }
+}
