@@ -25,6 +25,22 @@
 //! 6. [`Console::reset`] on a device reset or when the driver side goes away; the backend and
 //!    the buffered bytes stay for the next driver.
 //!
+//! # Backends
+//!
+//! | backend         | output                   | input | size (F_SIZE)          | resize source        |
+//! |-----------------|--------------------------|-------|------------------------|----------------------|
+//! | [`PtyBackend`]  | the pty's main side      | same  | TIOCGWINSZ on main     | listener on the pty  |
+//! | [`TtyBackend`]  | stdout's terminal        | stdin | TIOCGWINSZ on stdout   | listener on stdin    |
+//! | [`FileBackend`] | appended to a file       | none  | none                   | none                 |
+//! | [`NullBackend`] | discarded                | none  | none                   | none                 |
+//!
+//! A pty with no client is the one case where output is dropped: the device keeps the most
+//! recent [`Limits::kept_output`] bytes, counts the rest ([`Console::dropped_output`]) and
+//! delivers the kept bytes first when a client opens the subsidiary side. Everywhere else a
+//! full output buffer ([`Limits::output_buffer`]) stops the device from taking transmitq
+//! descriptors, and a full input buffer ([`Limits::input_buffer`]) stops it from polling the
+//! input fd.
+//!
 //! The device never blocks: every backend fd is non-blocking, and guest memory faults or
 //! malformed descriptor chains are handled inside [`Console::process`] (the chain is returned
 //! used with length 0, or the device enters NEEDS_RESET), with rate-limited warnings.

@@ -15,6 +15,9 @@ use crate::TRANSMITQ;
 const COPY_CHUNK: usize = 4096;
 
 /// A transmit chain taken from the queue and not yet copied completely.
+///
+/// NOTE: the chain is already past the queue's `next_avail`. A transport that stops the ring
+/// and restarts it from the saved `next_avail` without a reset never sees this chain used.
 #[derive(Debug)]
 pub(crate) struct PendingChain {
     head: u16,
