@@ -381,6 +381,13 @@ fn permission_message(path: &Path) -> String {
 
 /// Runs `BINARY attach path` as nobody through a public copy of the binary.
 fn run_failing_as_nobody(dir: &TempDir, path: &Path) -> String {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(
+        uid, 0,
+        "this test runs the client as user nobody to provoke a permission error, so it must run \
+         as root"
+    );
     let user = TestPty::open();
     let before = user.termios();
     let mut command = Command::new(public_binary(dir));
