@@ -1,6 +1,8 @@
 //! Shared support for the listener's integration tests.
 #![allow(dead_code)]
 
+pub mod checks;
+
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -129,4 +131,48 @@ pub fn wait_until_gone(pid: libc::pid_t, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     !is_running(pid)
+}
+
+/// Returns the pids of every process whose parent is this process, by scanning /proc.
+pub fn child_pids() -> Vec<libc::pid_t> {
+    let own = std::process::id() as libc::pid_t;
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            continue;
+        };
+        if stat_field(pid, 4) == Some(own.to_string()) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// Returns field `index` (1-based, as proc(5) numbers them) of /proc/`pid`/stat.
+pub fn stat_field(pid: libc::pid_t, index: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Fields 1 and 2 (pid and comm) precede the closing parenthesis.
+    rest.split_whitespace()
+        .nth(index.checked_sub(3)?)
+        .map(str::to_string)
+}
+
+/// Waits until /proc/`pid`/stat shows state `state`, for at most `timeout`.
+pub fn wait_for_state(pid: libc::pid_t, state: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if stat_field(pid, 3).as_deref() == Some(state) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+/// Sends `signal` to `pid`, asserting success.
+pub fn send_signal(pid: libc::pid_t, signal: i32) {
+    // SAFETY: kill takes no pointers.
+    let ret = unsafe { libc::kill(pid, signal) };
+    assert_eq!(ret, 0, "kill({pid}, {signal}) failed");
 }
