@@ -1,5 +1,6 @@
 //! The fds the transport loop polls for the device, and what the device does when one is ready.
 
+use crate::backend::fd::poll_now;
 use crate::backend::{PollFd, Source};
 use crate::device::Console;
 use crate::ratelimit::warn_limited;
@@ -57,11 +58,19 @@ impl Console {
         }
         if revents & HANGUP != 0 && revents & libc::POLLIN == 0 {
             self.refresh_attach();
-            if self.output.attached {
-                // A terminal that hung up stays hung up; polling it again would spin.
+            // A terminal that hung up stays hung up, and polling it again would spin. A pty
+            // whose next client attached in the meantime no longer reports the hangup.
+            if self.output.attached && self.input_still_hung_up() {
                 self.input.ended = true;
             }
         }
+    }
+
+    fn input_still_hung_up(&self) -> bool {
+        let Some(fd) = self.backend.fd(Source::Input) else {
+            return false;
+        };
+        poll_now(fd, libc::POLLIN).is_ok_and(|revents| revents & HANGUP != 0)
     }
 
     fn resize_ready(&mut self, revents: i16) {
