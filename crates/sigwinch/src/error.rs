@@ -75,7 +75,7 @@ impl HelperStep {
         .find(|step| *step as u32 == code)
     }
 
-    /// What to check when this step fails with `errno`.
+    /// Returns what to check when this step fails with `errno`.
     fn hint(self, errno: Option<i32>) -> &'static str {
         match (self, errno) {
             (HelperStep::SetControllingTerminal, Some(libc::EPERM)) => {
@@ -161,7 +161,7 @@ pub enum SpawnError {
     HelperDied {
         /// The terminal.
         tty: TtyName,
-        /// How the helper ended, as waitid reported it.
+        /// The helper's exit status or fatal signal, as waitid reported it.
         status: String,
     },
     /// The helper did not report readiness in time, so it was killed.

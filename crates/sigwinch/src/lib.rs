@@ -88,7 +88,7 @@ pub enum CloneSyscall {
     Clone,
 }
 
-/// How the helper closed the fds it inherited.
+/// The method the helper used to close the fds it inherited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdCloseMethod {
     /// close_range(2).

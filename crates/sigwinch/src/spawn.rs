@@ -60,15 +60,7 @@ pub(crate) fn spawn(tty: BorrowedFd<'_>, options: &ListenerOptions) -> Result<Sp
         return Err(SpawnError::NotATerminal { tty, source });
     }
     let joined_caller_group = caller_is_foreground(tty);
-    let filter = match options.seccomp {
-        true => Some(
-            crate::filter::helper_filter().map_err(|source| SpawnError::Seccomp {
-                tty: TtyName::of(fd),
-                source,
-            })?,
-        ),
-        false => None,
-    };
+    let filter = build_filter(options, fd)?;
     let (read, write) = pipe().map_err(setup("pipe2 for the notification pipe"))?;
     let stack = Stack::new().map_err(setup("mmap of the helper's stack"))?;
     let mut args = Box::new(HelperArgs {
@@ -101,6 +93,21 @@ pub(crate) fn spawn(tty: BorrowedFd<'_>, options: &ListenerOptions) -> Result<Sp
         fd_close_method,
         joined_caller_group,
     })
+}
+
+/// Builds the helper's seccomp program if `options` ask for one.
+fn build_filter(
+    options: &ListenerOptions,
+    fd: RawFd,
+) -> Result<Option<seccompiler::BpfProgram>, SpawnError> {
+    if !options.seccomp {
+        return Ok(None);
+    }
+    let program = crate::filter::helper_filter().map_err(|source| SpawnError::Seccomp {
+        tty: TtyName::of(fd),
+        source,
+    })?;
+    Ok(Some(program))
 }
 
 /// Whether the caller's process group is the terminal's foreground group. tcgetpgrp fails with

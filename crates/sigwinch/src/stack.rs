@@ -5,7 +5,7 @@ use std::io;
 use std::ptr;
 
 /// Usable stack size. The helper's deepest path is a few frames of raw system calls and one
-/// 2 KiB getdents64 buffer; it installs no signal handler, so no signal frame lands here.
+/// 2 KiB getdents64 buffer. It installs no signal handler, so no signal frame lands here.
 const STACK_SIZE: usize = 64 * 1024;
 
 /// An mmap'd stack whose lowest page is PROT_NONE, so an overflow faults instead of writing into

@@ -112,3 +112,10 @@ fn full_pipe_skips_without_blocking() {
         "helper stopped answering after a full pipe"
     );
 }
+
+#[test]
+fn listener_and_error_are_send_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ResizeListener>();
+    assert_send_sync::<ttyvm_sigwinch::SpawnError>();
+}
