@@ -2,7 +2,7 @@
 //! buffer. A chain is copied only as far as the buffer has room, and returned used once
 //! copied completely, so a full buffer leaves the guest waiting rather than losing bytes.
 
-use virtio_queue::Queue;
+use virtio_queue::{DescriptorChain, Queue};
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
 use crate::chain::{collect_segments, Direction, Segment};
@@ -62,63 +62,117 @@ impl Console {
         }
         let mut progress_since_enable = true;
         loop {
-            if let Some(pending) = self.pending_tx.take() {
-                match self.copy_pending(mem, pending) {
-                    Copied::Partial(pending) => {
-                        self.pending_tx = Some(pending);
-                        return Stop::Blocked;
-                    }
-                    Copied::Complete(head) => {
-                        if !self.add_used(TRANSMITQ, queue, mem, head, 0) {
-                            return Stop::Broken;
-                        }
-                        *added = true;
-                        progress_since_enable = true;
-                    }
+            match self.finish_pending_chain(mem, queue) {
+                Ok(true) => {
+                    *added = true;
+                    progress_since_enable = true;
                 }
+                Ok(false) => {}
+                Err(stop) => return stop,
             }
             if self.output_room() == 0 {
                 // Notifications stay off: the device resumes when the backend drains.
                 return Stop::Blocked;
             }
-            let chain = match next_chain(queue, mem) {
-                Ok(chain) => chain,
-                Err(err) => {
-                    self.enter_needs_reset(TRANSMITQ, &err);
-                    return Stop::Broken;
-                }
-            };
-            let Some(chain) = chain else {
-                match self.reenable_notification(TRANSMITQ, queue, mem) {
-                    Ok(true) if progress_since_enable => {
-                        progress_since_enable = false;
-                        if let Err(stop) = self.suppress_notification(TRANSMITQ, queue, mem) {
-                            return stop;
-                        }
-                        continue;
-                    }
-                    Ok(_) => return Stop::Empty,
-                    Err(stop) => return stop,
-                }
-            };
-            let head = chain.head_index();
-            match collect_segments(chain, mem, Direction::DeviceReads) {
-                Ok(segments) => {
-                    self.pending_tx = Some(PendingChain {
-                        head,
-                        segments,
-                        segment: 0,
-                        offset: 0,
-                    });
-                }
-                Err(err) => {
-                    if !self.reject_chain(TRANSMITQ, queue, mem, err) {
-                        return Stop::Broken;
-                    }
-                    *added = true;
-                    progress_since_enable = true;
-                }
+            match self.take_next_chain(mem, queue, &mut progress_since_enable) {
+                Ok(true) => *added = true,
+                Ok(false) => {}
+                Err(stop) => return stop,
             }
+        }
+    }
+
+    /// Takes the next chain and makes it the pending one, or returns it used with length 0 when
+    /// it is malformed. On an empty ring it re-arms notifications. Returns whether a chain was
+    /// returned used, or why taking chains must stop.
+    fn take_next_chain<M: GuestMemory>(
+        &mut self,
+        mem: &M,
+        queue: &mut Queue,
+        progress_since_enable: &mut bool,
+    ) -> Result<bool, Stop> {
+        match next_chain(queue, mem) {
+            Ok(Some(chain)) => {
+                let rejected = self.start_chain(mem, queue, chain)?;
+                if rejected {
+                    *progress_since_enable = true;
+                }
+                Ok(rejected)
+            }
+            Ok(None) => {
+                // Look once more for a chain that raced with re-enabling notifications.
+                self.rearm_or_stop(queue, mem, *progress_since_enable)?;
+                *progress_since_enable = false;
+                Ok(false)
+            }
+            Err(err) => {
+                self.enter_needs_reset(TRANSMITQ, &err);
+                Err(Stop::Broken)
+            }
+        }
+    }
+
+    /// Copies the pending chain further. Returns whether it completed and was returned used, or
+    /// the reason to stop: the output is full, or the used ring is broken.
+    fn finish_pending_chain<M: GuestMemory>(
+        &mut self,
+        mem: &M,
+        queue: &mut Queue,
+    ) -> Result<bool, Stop> {
+        let Some(pending) = self.pending_tx.take() else {
+            return Ok(false);
+        };
+        match self.copy_pending(mem, pending) {
+            Copied::Partial(pending) => {
+                self.pending_tx = Some(pending);
+                Err(Stop::Blocked)
+            }
+            Copied::Complete(head) => match self.add_used(TRANSMITQ, queue, mem, head, 0) {
+                true => Ok(true),
+                false => Err(Stop::Broken),
+            },
+        }
+    }
+
+    /// Re-enables notifications on an empty ring. Returns `Ok` when the ring must be looked at
+    /// once more because a chain may have arrived since the last progress, and the reason to stop
+    /// otherwise.
+    fn rearm_or_stop<M: GuestMemory>(
+        &mut self,
+        queue: &mut Queue,
+        mem: &M,
+        progress_since_enable: bool,
+    ) -> Result<(), Stop> {
+        match self.reenable_notification(TRANSMITQ, queue, mem) {
+            Ok(true) if progress_since_enable => self.suppress_notification(TRANSMITQ, queue, mem),
+            Ok(_) => Err(Stop::Empty),
+            Err(stop) => Err(stop),
+        }
+    }
+
+    /// Makes a fresh chain the pending one, or returns a malformed one used with length 0.
+    /// Returns whether a chain was returned used.
+    fn start_chain<M: GuestMemory>(
+        &mut self,
+        mem: &M,
+        queue: &mut Queue,
+        chain: DescriptorChain<&M>,
+    ) -> Result<bool, Stop> {
+        let head = chain.head_index();
+        match collect_segments(chain, mem, Direction::DeviceReads) {
+            Ok(segments) => {
+                self.pending_tx = Some(PendingChain {
+                    head,
+                    segments,
+                    segment: 0,
+                    offset: 0,
+                });
+                Ok(false)
+            }
+            Err(err) => match self.reject_chain(TRANSMITQ, queue, mem, err) {
+                true => Ok(true),
+                false => Err(Stop::Broken),
+            },
         }
     }
 
