@@ -3,6 +3,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
@@ -45,8 +46,18 @@ pub enum ServerError {
         /// Its captured stdout and stderr.
         output: String,
     },
-    /// The server exited before it printed the console line.
-    #[error("the server exited with {status} before it printed `console: PATH`\n{output}")]
+    /// The server created no socket file in time.
+    #[error("the server created no socket at {socket} within {timeout:?}\n{output}", socket = .socket.display())]
+    NoSocket {
+        /// The socket path waited for.
+        socket: PathBuf,
+        /// The time waited.
+        timeout: Duration,
+        /// Its captured stdout and stderr.
+        output: String,
+    },
+    /// The server exited before it was ready.
+    #[error("the server exited with {status} before it was ready\n{output}")]
     ExitedEarly {
         /// Its exit status.
         status: ExitStatus,
@@ -91,9 +102,34 @@ impl Server {
         Self::spawn_command(command, timeout)
     }
 
+    /// Runs `BINARY serve ARGS...` and waits up to `timeout` for the socket file at `socket`,
+    /// for the consoles that print no `console: PATH` line (`file=PATH`, `null`). The server
+    /// is not probed with a connection: it would count as a frontend. [`Server::console_path`]
+    /// is empty then.
+    pub fn spawn_listening<S: AsRef<OsStr>>(
+        binary: &Path,
+        args: &[S],
+        socket: &Path,
+        timeout: Duration,
+    ) -> Result<Self, ServerError> {
+        let mut command = Command::new(binary);
+        command.arg("serve").args(args);
+        let (mut server, _console) = Self::start(command)?;
+        server.wait_for_socket(socket, timeout)?;
+        Ok(server)
+    }
+
     /// Runs a prepared `command` (program, arguments and environment set by the caller) with
     /// stdout and stderr captured, and waits up to `timeout` for its `console: PATH` line.
-    pub fn spawn_command(mut command: Command, timeout: Duration) -> Result<Self, ServerError> {
+    pub fn spawn_command(command: Command, timeout: Duration) -> Result<Self, ServerError> {
+        let (mut server, console) = Self::start(command)?;
+        server.console = server.receive_console(&console, timeout)?;
+        Ok(server)
+    }
+
+    /// Starts `command` with stdin on /dev/null and its output captured. Returns the server and
+    /// the channel that carries the path of its first `console: PATH` line.
+    fn start(mut command: Command) -> Result<(Self, mpsc::Receiver<PathBuf>), ServerError> {
         let dir = TempDir::new("server").map_err(ServerError::Setup)?;
         let stderr_path = dir.path().join("stderr.log");
         let stderr = File::create(&stderr_path).map_err(ServerError::Setup)?;
@@ -116,7 +152,7 @@ impl Server {
             let collected = Arc::clone(&stdout);
             thread::spawn(move || collect_stdout(pipe, &collected, &console_sender));
         }
-        let mut server = Self {
+        let server = Self {
             child,
             status: None,
             console: PathBuf::new(),
@@ -125,8 +161,32 @@ impl Server {
             args,
             _dir: dir,
         };
-        server.console = server.receive_console(&console_receiver, timeout)?;
-        Ok(server)
+        Ok((server, console_receiver))
+    }
+
+    /// Polls until a socket file exists at `socket`, the server exits, or `timeout` passes.
+    fn wait_for_socket(&mut self, socket: &Path, timeout: Duration) -> Result<(), ServerError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let is_socket = std::fs::symlink_metadata(socket)
+                .is_ok_and(|metadata| metadata.file_type().is_socket());
+            if is_socket {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait().map_err(ServerError::Wait)? {
+                self.status = Some(status);
+                let output = self.captured_output();
+                return Err(ServerError::ExitedEarly { status, output });
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ServerError::NoSocket {
+                    socket: socket.to_path_buf(),
+                    timeout,
+                    output: self.captured_output(),
+                });
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn receive_console(
@@ -289,6 +349,34 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("broken"), "{message}");
+    }
+
+    #[test]
+    fn server_listening_waits_for_socket() {
+        let dir = TempDir::new("unit").unwrap();
+        let socket = dir.path().join("s.sock");
+        let (mut server, _console) = Server::start(shell("sleep 30")).unwrap();
+        let path = socket.clone();
+        let binder = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            std::os::unix::net::UnixListener::bind(path).unwrap()
+        });
+        server
+            .wait_for_socket(&socket, Duration::from_secs(10))
+            .unwrap();
+        drop(binder.join().unwrap());
+    }
+
+    #[test]
+    fn server_listening_reports_early_exit() {
+        let dir = TempDir::new("unit").unwrap();
+        let socket = dir.path().join("s.sock");
+        let (mut server, _console) = Server::start(shell("echo nope >&2; exit 3")).unwrap();
+        let error = server
+            .wait_for_socket(&socket, Duration::from_secs(5))
+            .unwrap_err();
+        assert!(matches!(error, ServerError::ExitedEarly { .. }), "{error}");
+        assert!(error.to_string().contains("nope"), "{error}");
     }
 
     #[test]
