@@ -142,13 +142,19 @@ impl Server {
             return None;
         };
         let id = session.id();
+        let spoke = session.spoke();
         match end {
+            SessionEnd::Disconnected if !spoke => {
+                info!("server: connection {id}: closed before its first request")
+            }
             SessionEnd::Disconnected => info!("server: connection {id}: frontend disconnected"),
             SessionEnd::Failed(err) => error!("server: connection {id} dropped: {err}"),
         }
         self.session = None;
         self.console.reset();
-        self.once.then_some(Stop::Once)
+        // A peer that never sent a request, such as another server probing the socket, is not
+        // the frontend that `--once` waits for.
+        (self.once && spoke).then_some(Stop::Once)
     }
 
     /// Returns the console, for a last look before shutdown.

@@ -24,6 +24,9 @@ pub struct Session {
     connection: Connection,
     /// Whether the driver has shown it is up, by DRIVER_OK or by a ring becoming ready.
     driver_up: bool,
+    /// Whether the peer has sent a request. A peer that closes without one is no frontend:
+    /// another `ttyvm serve` probing whether this socket is live connects and closes at once.
+    spoke: bool,
     warnings: RateLimiter,
 }
 
@@ -35,6 +38,7 @@ impl Session {
             id,
             connection,
             driver_up: false,
+            spoke: false,
             warnings: RateLimiter::new(10, std::time::Duration::from_secs(5)),
         }
     }
@@ -42,6 +46,11 @@ impl Session {
     /// Returns the connection number used in log lines.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Returns whether the peer has sent at least one request.
+    pub fn spoke(&self) -> bool {
+        self.spoke
     }
 
     /// Returns the socket fd to poll for requests.
@@ -63,7 +72,10 @@ impl Session {
     /// Serves one request from the frontend. `Err` ends the session.
     pub fn handle_request(&mut self, console: &mut Console) -> Result<(), SessionEnd> {
         let events = match self.connection.handle_request(&mut ConsoleDevice(console)) {
-            Ok(events) => events,
+            Ok(events) => {
+                self.spoke = true;
+                events
+            }
             Err(ConnectionError::Disconnected) => return Err(SessionEnd::Disconnected),
             Err(err) => return Err(SessionEnd::Failed(err)),
         };
