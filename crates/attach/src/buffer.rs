@@ -10,6 +10,7 @@ pub struct Buffer {
     data: Box<[u8]>,
     start: usize,
     end: usize,
+    last_written: Option<u8>,
 }
 
 impl Buffer {
@@ -19,6 +20,7 @@ impl Buffer {
             data: vec![0; capacity].into_boxed_slice(),
             start: 0,
             end: 0,
+            last_written: None,
         }
     }
 
@@ -35,6 +37,11 @@ impl Buffer {
     /// The bytes waiting to be written.
     pub fn pending(&self) -> &[u8] {
         &self.data[self.start..self.end]
+    }
+
+    /// The last byte that [`Buffer::write_to`] wrote, or `None` before the first write.
+    pub fn last_written(&self) -> Option<u8> {
+        self.last_written
     }
 
     /// Reads once from `fd` into the free space and returns the number of bytes read, 0 at end
@@ -91,6 +98,9 @@ impl Buffer {
                     io::ErrorKind::Interrupted => continue,
                     _ => return Err(err),
                 }
+            }
+            if ret > 0 {
+                self.last_written = Some(pending[ret as usize - 1]);
             }
             self.start += ret as usize;
             written += ret as usize;
@@ -201,6 +211,22 @@ mod tests {
         assert!(buffer.cut_at(count, 0x1d));
         assert_eq!(buffer.pending(), b"abcd");
         assert!(!buffer.cut_at(0, 0x1d));
+    }
+
+    #[test]
+    fn last_written_follows_writes_not_reads() {
+        let (source_read, source_write) = pipe();
+        let (_sink_read, sink_write) = pipe();
+        let mut buffer = Buffer::new(16);
+        write_all(&source_write, b"ab\n");
+        buffer.read_from(source_read.as_fd()).unwrap();
+        assert_eq!(buffer.last_written(), None);
+        buffer
+            .write_to(sink_write.as_fd(), Blocking::Yes(2))
+            .unwrap();
+        assert_eq!(buffer.last_written(), Some(b'b'));
+        buffer.write_to(sink_write.as_fd(), Blocking::No).unwrap();
+        assert_eq!(buffer.last_written(), Some(b'\n'));
     }
 
     #[test]

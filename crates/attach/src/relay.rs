@@ -70,7 +70,6 @@ pub struct Relay {
     to_user: Buffer,
     escape: Option<u8>,
     input_open: bool,
-    last_output: Option<u8>,
 }
 
 /// Indexes into the poll set.
@@ -87,18 +86,18 @@ impl Relay {
             to_user: Buffer::new(BUFFER_SIZE),
             escape,
             input_open: true,
-            last_output: None,
         }
     }
 
-    /// Whether the console output so far ends a line, so that a message printed now starts at
-    /// the left margin. True before any output.
+    /// Whether the console output written to the user so far ends a line, so that a message
+    /// printed now starts at the left margin. True before any output.
     pub fn output_ends_line(&self) -> bool {
-        matches!(self.last_output, None | Some(b'\n'))
+        matches!(self.to_user.last_written(), None | Some(b'\n'))
     }
 
     /// Relays until detach, hangup or an exit signal, calling `on_resize` on every SIGWINCH.
-    /// Bytes already read are written out, within a bounded time, before it returns.
+    /// After a detach, or when the console closes, the bytes already read are written out
+    /// within a bounded time before it returns.
     pub fn run(
         &mut self,
         ends: Ends<'_>,
@@ -172,10 +171,7 @@ impl Relay {
         }
         match self.to_user.read_from(ends.pty) {
             Ok(0) => Ok(Some(Outcome::ConsoleClosed)),
-            Ok(_) => {
-                self.last_output = self.to_user.pending().last().copied();
-                Ok(None)
-            }
+            Ok(_) => Ok(None),
             Err(err) if is_hangup(&err) => Ok(Some(Outcome::ConsoleClosed)),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                 let hung_up = revents & (libc::POLLHUP | libc::POLLERR) != 0;
@@ -215,6 +211,10 @@ impl Relay {
             Outcome::Detached => {
                 if let Err(err) = drain(&mut self.to_pty, ends.pty, Blocking::No) {
                     log::warn!("attach: dropped typed bytes at detach: {err}");
+                }
+                // The pty has handed these bytes over, so the server no longer keeps them.
+                if let Err(err) = drain(&mut self.to_user, ends.output, ends.output_blocking) {
+                    log::warn!("attach: dropped console output at detach: {err}");
                 }
             }
             Outcome::ConsoleClosed => {
@@ -411,6 +411,53 @@ mod tests {
         let mut rest = [0u8; 64];
         let err = main.read(&mut rest).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    /// Waits until `fd` has bytes to read, so a test knows the pty has delivered them.
+    fn wait_readable(fd: BorrowedFd<'_>) {
+        let mut fds = [pollfd(Some(fd), libc::POLLIN)];
+        poll(&mut fds, 5000).unwrap();
+        assert_ne!(
+            fds[0].revents & libc::POLLIN,
+            0,
+            "no bytes arrived within 5 s"
+        );
+    }
+
+    #[test]
+    fn detach_writes_output_already_read() {
+        let signals = SignalFd::new().unwrap();
+        let (pty, subsidiary) = console();
+        let (input_read, input_write) = pipe();
+        let (output_read, output_write) = pipe();
+        let mut main = std::fs::File::from(pty.main);
+        main.write_all(b"guest output without a line end").unwrap();
+        wait_readable(subsidiary.as_fd());
+        std::fs::File::from(input_write).write_all(b"\x1d").unwrap();
+        let ends = Ends {
+            input: input_read.as_fd(),
+            input_is_terminal: false,
+            output: output_write.as_fd(),
+            output_blocking: Blocking::Yes(libc::PIPE_BUF),
+            pty: subsidiary.as_fd(),
+            signals: &signals,
+        };
+        // The first poll finds the output and the escape ready together, so the relay reads
+        // the output and then detaches before it has written any of it.
+        let mut relay = Relay::new(Some(0x1d));
+        let outcome = relay.run(ends, || {}).unwrap();
+        assert_eq!(outcome, Outcome::Detached);
+        drop(output_write);
+        let mut shown = Vec::new();
+        std::fs::File::from(output_read)
+            .read_to_end(&mut shown)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&shown),
+            "guest output without a line end",
+            "what the user's terminal got"
+        );
+        assert!(!relay.output_ends_line(), "the output ends in mid-line");
     }
 
     #[test]
