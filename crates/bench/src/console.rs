@@ -142,6 +142,11 @@ impl ConsoleGuest {
         self.resize.as_fd()
     }
 
+    /// Returns the process id of the server, for ours.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Server::pid)
+    }
+
     /// Turns a failed console step into a [`BenchError`] that carries the processes' output.
     pub fn check<T>(&self, step: &str, result: Result<T, ExpectError>) -> Result<T, BenchError> {
         result.map_err(|source| BenchError::Console {

@@ -24,33 +24,58 @@ pub enum BenchError {
     /// A step on a guest console failed.
     #[error("{step} failed on the {console} console: {source}\n{output}")]
     Console {
-        /// What the bench was doing.
+        /// The step that failed.
         step: String,
-        /// Which console: ours or the anchor.
+        /// The console name: ours or the anchor.
         console: &'static str,
         /// The failure.
         #[source]
         source: Box<ExpectError>,
-        /// What the processes involved printed.
+        /// The output of the processes involved.
         output: String,
     },
     /// A system call or file operation failed.
     #[error("{action} failed")]
     Io {
-        /// What failed, with the value involved.
+        /// The failed action, with the value involved.
         action: String,
         /// The error.
         #[source]
         source: std::io::Error,
     },
+    /// A transfer arrived with the wrong byte count or checksum.
+    #[error("{what} on the {console} console: {detail}")]
+    Corrupt {
+        /// The transfer.
+        what: &'static str,
+        /// Which console.
+        console: &'static str,
+        /// The expected and the received values.
+        detail: String,
+    },
+    /// A stream stopped arriving part way.
+    #[error(
+        "the stream on the {console} console stalled after {received} of {count} bytes: \
+         nothing more arrived within {timeout:?}"
+    )]
+    Stalled {
+        /// Which console.
+        console: &'static str,
+        /// The bytes that arrived.
+        received: u64,
+        /// The bytes expected.
+        count: u64,
+        /// How long the bench waited for more.
+        timeout: std::time::Duration,
+    },
     /// The `ttyvm` binary could not be built or found.
     #[error("the ttyvm binary {path} is missing and `{command}` did not build it: {detail}")]
     Binary {
-        /// Where the bench looked.
+        /// The path the bench looked at.
         path: PathBuf,
         /// The build command.
         command: String,
-        /// What went wrong.
+        /// The reason.
         detail: String,
     },
     /// A process the bench watches could not be found.

@@ -46,7 +46,6 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 
 /// Returns the median of `samples` (the mean of the two middle ones for an even count), or
 /// `None` when there are none.
-#[allow(dead_code)]
 pub fn median(samples: &[f64]) -> Option<f64> {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -62,7 +61,6 @@ pub fn median(samples: &[f64]) -> Option<f64> {
 }
 
 /// Returns the smallest and the largest of `samples`, or `None` when there are none.
-#[allow(dead_code)]
 pub fn range(samples: &[f64]) -> Option<(f64, f64)> {
     let min = samples.iter().copied().reduce(f64::min)?;
     let max = samples.iter().copied().reduce(f64::max)?;
@@ -70,7 +68,6 @@ pub fn range(samples: &[f64]) -> Option<(f64, f64)> {
 }
 
 /// Returns `ours / anchor`, or NaN when the anchor is zero.
-#[allow(dead_code)]
 pub fn ratio(ours: f64, anchor: f64) -> f64 {
     if anchor == 0.0 {
         f64::NAN
