@@ -32,7 +32,7 @@ fn hvc0_carries_text_both_ways_once() {
     // One typed line: its echo shows once (the pty does not echo it too), it runs once, and
     // the shell prompts once after it (a doubled carriage return would add an empty command).
     let command = "echo first-$((20+1))";
-    // busybox's line editor asks for the cursor position (ESC [ 6 n) before it echoes.
+    // busybox's line editor requests the cursor position (ESC [ 6 n) before it echoes.
     let first = shell(&mut client, command, "first-21\r\n", &sources).replace("\u{1b}[6n", "");
     assert_eq!(
         first,
@@ -63,7 +63,7 @@ fn guest_sees_pty_size_at_boot() {
     let mut client = PtyClient::open(server.console_path());
     let uml = boot_ready(&dir.socket, Run::Shell, &server, &mut client);
     let sources: [&dyn ttyvm_testkit::Captured; 2] = [&server, &uml];
-    // The first answer counts: no resize, no retry.
+    // Only the first query counts: no resize and no retry come before it.
     let size = stty_size(&mut client, &sources);
     assert_eq!(size, "37 113", "the guest's first stty size");
 }

@@ -42,7 +42,7 @@ fn assert_one_line_error(outcome: &serve_common::Outcome, words: &[&str]) {
 }
 
 #[test]
-fn socket_in_missing_folder_is_one_line_error() {
+fn missing_folder_is_one_line_error() {
     let dir = SocketDir::new();
     let socket = dir.join("missing/console.sock");
     let outcome = run_to_exit(
@@ -56,7 +56,7 @@ fn socket_in_missing_folder_is_one_line_error() {
 }
 
 #[test]
-fn socket_of_live_server_is_one_line_error_and_spares_it() {
+fn live_socket_error_spares_server() {
     let _serial = one_guest_at_a_time();
     let dir = SocketDir::new();
     let mut first = pty_server(&dir.socket, &["--once"]);
@@ -102,7 +102,7 @@ fn socket_of_live_server_is_one_line_error_and_spares_it() {
 }
 
 #[test]
-fn stale_socket_of_killed_server_is_replaced() {
+fn stale_socket_is_replaced() {
     let _serial = one_guest_at_a_time();
     let dir = SocketDir::new();
     let mut killed = listening_server(&dir.socket, "null", &[]);
@@ -125,7 +125,7 @@ fn stale_socket_of_killed_server_is_replaced() {
 }
 
 #[test]
-fn file_that_is_no_socket_is_left_alone() {
+fn non_socket_file_is_left_alone() {
     let dir = SocketDir::new();
     std::fs::write(&dir.socket, b"keep me").expect("writing the file failed");
     let outcome = run_to_exit(
@@ -146,7 +146,7 @@ fn file_that_is_no_socket_is_left_alone() {
 }
 
 #[test]
-fn tty_mode_without_terminal_is_one_line_error() {
+fn tty_without_terminal_fails() {
     let dir = SocketDir::new();
     let outcome = run_to_exit(
         &[
@@ -186,7 +186,7 @@ fn unknown_mode_is_one_line_error() {
 }
 
 #[test]
-fn file_mode_without_path_is_one_line_error() {
+fn file_mode_without_path_fails() {
     let dir = SocketDir::new();
     let outcome = run_to_exit(
         &[
@@ -254,7 +254,7 @@ fn null_mode_serves_a_guest_to_the_end() {
     let _serial = one_guest_at_a_time();
     let dir = SocketDir::new();
     let mut server = listening_server(&dir.socket, "null", &["--once"]);
-    // Nobody reads the output: the guest must still get through 256 KiB and power off.
+    // No one reads the output, and the guest must still get through 256 KiB and power off.
     let mut uml = boot(&dir.socket, Run::Emit(256 * 1024), &server);
     let status = check(uml.wait_timeout(BOOT_TIMEOUT), &[&server, &uml]);
     assert_eq!(status.code(), Some(0), "UML exit status");
@@ -291,13 +291,13 @@ fn serve_one_guest(dir: &SocketDir, extra: &[&str]) -> (Server, Uml) {
 }
 
 #[test]
-fn verbose_log_names_start_connection_and_stop() {
+fn verbose_log_names_connection_ids() {
     let _serial = one_guest_at_a_time();
     let dir = SocketDir::new();
     let (server, _uml) = serve_one_guest(&dir, &["-v"]);
     let log = server.stderr();
     let console = server.console_path().display().to_string();
-    for wanted in [
+    for expected in [
         format!("serving a pty console on {}", dir.socket.display()),
         format!("console on {console}"),
         "connection 1 accepted".to_string(),
@@ -305,14 +305,14 @@ fn verbose_log_names_start_connection_and_stop() {
         "stopped".to_string(),
     ] {
         assert!(
-            log.contains(&wanted),
-            "{wanted:?} missing from the log:\n{log}"
+            log.contains(&expected),
+            "{expected:?} missing from the log:\n{log}"
         );
     }
 }
 
 #[test]
-fn default_level_prints_nothing_on_a_clean_run() {
+fn default_level_is_silent_when_clean() {
     let _serial = one_guest_at_a_time();
     let dir = SocketDir::new();
     let (server, _uml) = serve_one_guest(&dir, &[]);
@@ -362,7 +362,7 @@ fn sighup_stops_with_status_zero() {
 }
 
 #[test]
-fn sigterm_stops_while_a_guest_is_connected() {
+fn sigterm_stops_with_guest_connected() {
     let _serial = one_guest_at_a_time();
     let dir = SocketDir::new();
     let mut server = pty_server(&dir.socket, &["-v"]);
@@ -381,7 +381,7 @@ fn sigterm_stops_while_a_guest_is_connected() {
 }
 
 #[test]
-fn socket_replaced_by_another_file_is_not_removed() {
+fn replaced_socket_is_not_removed() {
     let dir = SocketDir::new();
     let mut server = pty_server(&dir.socket, &[]);
     // Someone moves the socket away and binds a new one at the same path.

@@ -135,8 +135,9 @@ impl PtyClient {
     }
 }
 
-/// Boots the guest with `run` on the virtio console served at `socket`.
-pub fn boot(socket: &Path, run: Run, server: &Server) -> Uml {
+/// Boots the guest with `run` on the virtio console served at `socket`; a failure shows the
+/// output of `server`.
+pub fn boot(socket: &Path, run: Run, server: &dyn Captured) -> Uml {
     let options = BootOptions::virtio(socket, run);
     check(guest().boot(&options), &[server])
 }
@@ -190,18 +191,18 @@ pub fn stty_size(client: &mut PtyClient, sources: &[&dyn Captured]) -> String {
     seen[start..].trim_end_matches("]-42\r\n").to_string()
 }
 
-/// Asks the guest shell for `stty size` until it prints `rows cols`, since a resize reaches the
-/// guest asynchronously. Panics with the last answer after [`REPLY_TIMEOUT`].
+/// Runs `stty size` in the guest shell until it prints `rows cols`, since a resize reaches the
+/// guest asynchronously. Panics with the last output after [`REPLY_TIMEOUT`].
 pub fn await_stty_size(client: &mut PtyClient, rows: u16, cols: u16, sources: &[&dyn Captured]) {
-    let wanted = format!("{rows} {cols}");
+    let expected = format!("{rows} {cols}");
     let deadline = Instant::now() + REPLY_TIMEOUT;
     loop {
         let seen = stty_size(client, sources);
-        if seen == wanted {
+        if seen == expected {
             return;
         }
         if Instant::now() >= deadline {
-            let error = format!("the guest never showed the size {wanted}; last: {seen:?}");
+            let error = format!("the guest never showed the size {expected}; last: {seen:?}");
             check::<(), _>(Err(error), sources);
         }
         thread::sleep(Duration::from_millis(50));
