@@ -37,8 +37,36 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// Parses the command line. Usage errors become one line on stderr and exit status 2; help and
+/// version requests print as usual.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    let err = match Cli::try_parse() {
+        Ok(cli) => return Ok(cli),
+        Err(err) => err,
+    };
+    let full_output = !err.use_stderr()
+        || err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+    if full_output {
+        err.exit();
+    }
+    // clap's message runs up to the first blank line, before its usage and tip sections.
+    let text = err.to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("ttyvm: {message}");
+    Err(ExitCode::from(2))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(status) => return status,
+    };
     init_logging(cli.verbose);
     match cli.command {
         Command::Serve(args) => ttyvm_server::run(args),

@@ -226,7 +226,6 @@ impl Outcome {
         self.stderr
             .lines()
             .filter(|line| !line.trim().is_empty())
-            .filter(|line| !line.starts_with("For more information, try '--help'"))
             .collect()
     }
 }
