@@ -90,7 +90,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 /// Joins an error and its sources into one line.
-fn error_line(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_line(err: &dyn std::error::Error) -> String {
     let mut line = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use log::{debug, error, info, warn};
 use ttyvm_console::{Console, Notify, RateLimiter, NUM_QUEUES, RECEIVEQ, TRANSMITQ};
-use ttyvm_vhost_user::{Connection, Error as ConnectionError, Event};
+use ttyvm_vhost_user::{request_name, Connection, Error as ConnectionError, Event, RequestError};
 
 use crate::device::ConsoleDevice;
 
@@ -97,19 +97,30 @@ impl Session {
                 console.reset();
                 self.driver_up = false;
             }
-            Event::Rejected { request, error } => {
-                if self.warnings.check().is_some() {
-                    warn!(
-                        "server: connection {}: rejected request {request}: {error}",
-                        self.id
-                    );
-                }
-            }
+            Event::Rejected { request, error } => self.log_rejected(request, &error),
             Event::VringStopped(queue) => {
                 debug!("server: connection {}: vring {queue} stopped", self.id)
             }
             Event::KickChanged(_) | Event::MemoryChanged => {}
         }
+    }
+
+    fn log_rejected(&mut self, request: u32, error: &RequestError) {
+        let Some(suppressed) = self.warnings.check() else {
+            return;
+        };
+        if suppressed > 0 {
+            warn!(
+                "server: connection {}: {suppressed} more warnings were not logged",
+                self.id
+            );
+        }
+        let name = request_name(request).unwrap_or_else(|| "unknown".to_string());
+        warn!(
+            "server: connection {}: rejected request {request} ({name}): {}",
+            self.id,
+            crate::error_line(error)
+        );
     }
 
     /// Arms the console's first config-change notification, once per driver start, so the guest

@@ -15,7 +15,6 @@ use crate::backend_channel::BackendChannel;
 use crate::error::{ConfigChangeError, Error};
 use crate::memory::MemoryMap;
 use crate::message::{poll_now, read_message};
-use crate::ratelimit::RateLimiter;
 use crate::vring::Vring;
 use crate::{Event, VhostUserDevice};
 
@@ -51,7 +50,6 @@ pub struct Connection {
     pub(crate) vrings: Vec<Vring>,
     pub(crate) max_queue_size: u16,
     pub(crate) backend_channel: Option<BackendChannel>,
-    pub(crate) log_limiter: RateLimiter,
 }
 
 impl Connection {
@@ -92,7 +90,6 @@ impl Connection {
             vrings,
             max_queue_size,
             backend_channel: None,
-            log_limiter: RateLimiter::default(),
         })
     }
 

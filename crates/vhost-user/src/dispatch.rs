@@ -6,7 +6,6 @@
 //! specification prescribes; any other failed request with a reply body closes the connection,
 //! because no valid reply exists for it.
 
-use log::warn;
 use vhost::vhost_user::message::{FrontendReq, VhostUserProtocolFeatures};
 use vm_memory::ByteValued;
 
@@ -134,15 +133,6 @@ impl Connection {
             ReplyKind::Config => write_reply(&self.stream, code, &[])?,
             ReplyKind::Ack => self.ack(kind, need_reply, code, 1)?,
         }
-        if let Some(suppressed) = self.log_limiter.allow() {
-            if suppressed > 0 {
-                warn!("vhost-user: {suppressed} more rejected requests were not logged");
-            }
-            warn!(
-                "vhost-user: rejected request {code}: {}",
-                error_chain(&error)
-            );
-        }
         events.push(Event::Rejected {
             request: code,
             error,
@@ -205,16 +195,4 @@ impl Connection {
             _ => Err(RequestError::Unsupported(code)),
         }
     }
-}
-
-/// Formats an error with its sources on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

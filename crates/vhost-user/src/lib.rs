@@ -18,7 +18,6 @@ mod error;
 mod listener;
 mod memory;
 mod message;
-mod ratelimit;
 mod requests;
 mod vring;
 mod vring_requests;
@@ -93,6 +92,14 @@ pub enum ConfigAccessError {
     },
 }
 
+/// Returns the specification's name of a frontend request code, such as `GET_CONFIG`, for log
+/// lines; `None` for a code the protocol does not define.
+pub fn request_name(code: u32) -> Option<String> {
+    vhost::vhost_user::message::FrontendReq::try_from(code)
+        .ok()
+        .map(|request| format!("{request:?}"))
+}
+
 /// Something the caller must act on after [`Connection::handle_request`].
 #[derive(Debug)]
 pub enum Event {
@@ -109,11 +116,23 @@ pub enum Event {
     /// The guest memory map changed (`SET_MEM_TABLE`, `ADD_MEM_REG` or `REM_MEM_REG`).
     MemoryChanged,
     /// A request was rejected and got the reply the specification prescribes. The connection
-    /// goes on.
+    /// goes on. The crate does not log it: the caller does, with its own ids and rate limit.
     Rejected {
         /// Request code from the message header.
         request: u32,
         /// Reason for the rejection.
         error: RequestError,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_name_uses_spec_names() {
+        assert_eq!(request_name(24).as_deref(), Some("GET_CONFIG"));
+        assert_eq!(request_name(1).as_deref(), Some("GET_FEATURES"));
+        assert_eq!(request_name(9999), None);
+    }
 }
