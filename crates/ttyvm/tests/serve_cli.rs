@@ -395,3 +395,44 @@ fn replaced_socket_is_not_removed() {
     );
     drop(other);
 }
+
+/// Returns the pids of the children of every thread of `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let mut children = Vec::new();
+    for task in tasks {
+        let path = task.unwrap().path().join("children");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        children.extend(
+            text.split_whitespace()
+                .map(|pid| pid.parse::<u32>().unwrap()),
+        );
+    }
+    children
+}
+
+/// Returns the value of `field` in /proc/PID/status.
+fn status_field(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn resize_helper_runs_under_seccomp() {
+    let dir = SocketDir::new();
+    let server = pty_server(&dir.join("console.sock"), &[]);
+    let helpers = children_of(server.pid());
+    assert_eq!(
+        helpers.len(),
+        1,
+        "the server should have one child, its resize helper"
+    );
+    // Mode 2 is a seccomp filter; 0 would mean the helper runs unconfined.
+    assert_eq!(status_field(helpers[0], "Seccomp"), "2");
+    assert_eq!(status_field(helpers[0], "NoNewPrivs"), "1");
+}

@@ -17,6 +17,7 @@ use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::path::PathBuf;
 
+use ttyvm_sigwinch::{ListenerOptions, ResizeListener};
 use ttyvm_term::WindowSize;
 
 /// An fd the transport loop waits on, as one `struct pollfd` entry plus the source to report.
@@ -85,6 +86,20 @@ pub trait Backend: Send {
     fn is_attached(&mut self) -> bool {
         true
     }
+}
+
+/// Starts the resize listener on `tty`, with the helper confined by its seccomp filter: it only
+/// ever writes, waits for signals, polls its pipe and exits, so nothing else should be open to it.
+/// `what` names the terminal in the error.
+pub(crate) fn spawn_listener(
+    tty: BorrowedFd<'_>,
+    what: &str,
+) -> Result<ResizeListener, BackendError> {
+    let options = ListenerOptions { seccomp: true };
+    ResizeListener::spawn_with(tty, &options).map_err(|source| BackendError::Listener {
+        tty: what.to_string(),
+        source: Box::new(source),
+    })
 }
 
 /// A backend that could not be set up.

@@ -9,7 +9,7 @@ use ttyvm_term::{set_window_size, window_size, Pty, Termios, WindowSize};
 
 use super::fd::{poll_now, poll_readable, set_nonblocking};
 use super::watch::AttachWatch;
-use super::{Backend, BackendError, Source};
+use super::{spawn_listener, Backend, BackendError, Source};
 
 /// Maximum wait in [`PtyBackend::open`] for the resize listener's helper to close its copy of
 /// the subsidiary side.
@@ -60,11 +60,7 @@ impl PtyBackend {
             path: pty.path.clone(),
             source,
         })?;
-        let listener =
-            ResizeListener::spawn(subsidiary).map_err(|source| BackendError::Listener {
-                tty: what.clone(),
-                source: Box::new(source),
-            })?;
+        let listener = spawn_listener(subsidiary, &what)?;
         // Only clients may keep the subsidiary side open, so the backend's own fd closes now.
         let Pty {
             main,

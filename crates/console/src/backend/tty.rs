@@ -7,7 +7,7 @@ use ttyvm_sigwinch::ResizeListener;
 use ttyvm_term::{window_size, RawMode, Restorer, WindowSize};
 
 use super::fd::set_nonblocking;
-use super::{Backend, BackendError, Source};
+use super::{spawn_listener, Backend, BackendError, Source};
 
 /// A console on the user's terminal: input from stdin, output to stdout, the terminal in raw
 /// mode while the backend lives.
@@ -43,11 +43,7 @@ impl TtyBackend {
             what: "stdin".to_string(),
             source,
         })?;
-        let listener =
-            ResizeListener::spawn(input.as_fd()).map_err(|source| BackendError::Listener {
-                tty: "stdin".to_string(),
-                source: Box::new(source),
-            })?;
+        let listener = spawn_listener(input.as_fd(), "stdin")?;
         Ok(TtyBackend {
             listener,
             raw_mode,
