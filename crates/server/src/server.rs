@@ -78,7 +78,6 @@ impl Server {
             libc::POLLIN,
             Token::Signals,
         );
-        set.add(self.listener.as_raw_fd(), libc::POLLIN, Token::Listener);
         if let Some(session) = &self.session {
             set.add(session.socket_fd(), libc::POLLIN, Token::Socket);
             for (queue, fd) in session.kick_fds() {
@@ -88,6 +87,11 @@ impl Server {
         for entry in self.console.poll_fds() {
             set.add(entry.fd, entry.events, Token::Console(entry.source));
         }
+        // Ready entries are handled in the order added. The listener comes after the current
+        // frontend's socket, so when a frontend disconnects and reconnects at once, the old
+        // connection's end is seen before the new one is accepted, instead of the new one being
+        // rejected as a second frontend.
+        set.add(self.listener.as_raw_fd(), libc::POLLIN, Token::Listener);
         set
     }
 

@@ -436,3 +436,41 @@ fn resize_helper_runs_under_seccomp() {
     assert_eq!(status_field(helpers[0], "Seccomp"), "2");
     assert_eq!(status_field(helpers[0], "NoNewPrivs"), "1");
 }
+
+/// Sends GET_FEATURES on a new connection and returns whether a reply came back, which a
+/// rejected connection, closed at once by the server, never gives.
+fn get_features(socket: &Path) -> bool {
+    use std::io::{Read, Write};
+    const GET_FEATURES: u32 = 1;
+    const VERSION_1: u32 = 0x1;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut header = Vec::new();
+    for word in [GET_FEATURES, VERSION_1, 0] {
+        header.extend_from_slice(&word.to_le_bytes());
+    }
+    stream.write_all(&header).unwrap();
+    // A reply is a 12-byte header and the 8-byte feature mask.
+    let mut reply = [0u8; 20];
+    stream.read_exact(&mut reply).is_ok()
+}
+
+#[test]
+fn quick_reconnect_is_served() {
+    let dir = SocketDir::new();
+    let socket = dir.join("console.sock");
+    let _server = listening_server(&socket, "null", &[]);
+    for round in 0..30 {
+        // The first connection ends right after its request; the second comes at once.
+        assert!(
+            get_features(&socket),
+            "round {round}: first connection got no reply"
+        );
+        assert!(
+            get_features(&socket),
+            "round {round}: the reconnect was rejected as a second frontend"
+        );
+    }
+}
