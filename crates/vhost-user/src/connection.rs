@@ -30,8 +30,9 @@ pub const OFFERED_PROTOCOL_FEATURES: VhostUserProtocolFeatures = VhostUserProtoc
 /// Memory slots reported by `GET_MAX_MEM_SLOTS`, and the region limit of every memory table.
 pub const MAX_MEM_SLOTS: usize = 32;
 
-/// Maximum wait for the rest of a message once its first byte arrived, and for a reply write.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default limit for reading one whole message once its first byte arrived, and for a reply
+/// write.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Virtio device status bit `DRIVER_OK`.
 pub(crate) const STATUS_DRIVER_OK: u8 = 4;
@@ -50,6 +51,7 @@ pub struct Connection {
     pub(crate) vrings: Vec<Vring>,
     pub(crate) max_queue_size: u16,
     pub(crate) backend_channel: Option<BackendChannel>,
+    pub(crate) message_timeout: Duration,
 }
 
 impl Connection {
@@ -74,10 +76,10 @@ impl Connection {
             vrings.push(Vring::new(queue));
         }
         stream
-            .set_read_timeout(Some(IO_TIMEOUT))
+            .set_read_timeout(Some(MESSAGE_TIMEOUT))
             .map_err(Error::Socket)?;
         stream
-            .set_write_timeout(Some(IO_TIMEOUT))
+            .set_write_timeout(Some(MESSAGE_TIMEOUT))
             .map_err(Error::Socket)?;
         Ok(Connection {
             stream,
@@ -90,13 +92,16 @@ impl Connection {
             vrings,
             max_queue_size,
             backend_channel: None,
+            message_timeout: MESSAGE_TIMEOUT,
         })
     }
 
     /// Reads and serves exactly one request, and returns the events the caller must act on.
     ///
     /// Call it when the socket is readable. With nothing pending it returns no events at once;
-    /// once a message has begun it waits up to 5 s for the rest of it.
+    /// once a message has begun, all of it (header, payload and fds) must arrive within the
+    /// message timeout ([`MESSAGE_TIMEOUT`] unless [`Connection::set_message_timeout`] changed
+    /// it), or this returns [`Error::ReadTimeout`].
     /// A rejected request is answered per the specification and returned as
     /// [`Event::Rejected`]. An `Err` means the connection is over ([`Error::Disconnected`] when
     /// the frontend closed it); drop the connection then.
@@ -107,7 +112,7 @@ impl Connection {
         if !poll_now(self.stream.as_raw_fd(), libc::POLLIN).map_err(Error::Socket)? {
             return Ok(Vec::new());
         }
-        let message = read_message(&self.stream)?;
+        let message = read_message(&self.stream, self.message_timeout)?;
         let ready_before = self.ready_flags();
         let mut events = Vec::new();
         self.dispatch(device, message, &mut events)?;
@@ -120,6 +125,18 @@ impl Connection {
             }
         }
         Ok(events)
+    }
+
+    /// Sets the limit for reading one whole message and for writing one reply.
+    pub fn set_message_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .map_err(Error::Socket)?;
+        self.stream
+            .set_write_timeout(Some(timeout))
+            .map_err(Error::Socket)?;
+        self.message_timeout = timeout;
+        Ok(())
     }
 
     /// Sends `VHOST_USER_BACKEND_CONFIG_CHANGE_MSG` on the backend request channel, so the

@@ -1,6 +1,7 @@
 //! Error types of the connection.
 
 use std::io;
+use std::time::Duration;
 
 use crate::memory::MemoryError;
 use crate::ConfigAccessError;
@@ -15,9 +16,15 @@ pub enum Error {
     /// Reading or writing the frontend socket failed.
     #[error("vhost-user socket I/O failed")]
     Socket(#[source] io::Error),
-    /// The frontend sent part of a message and then nothing within the read timeout.
-    #[error("vhost-user frontend stalled in the middle of a message; closing the connection")]
-    ReadTimeout,
+    /// The frontend began a message and did not send all of it within the message timeout.
+    #[error(
+        "vhost-user frontend did not send a whole message within {timeout:?}; closing the \
+         connection"
+    )]
+    ReadTimeout {
+        /// The limit for one whole message.
+        timeout: Duration,
+    },
     /// The header carries a protocol version other than 1.
     #[error("vhost-user message has version {0}, expected 1")]
     BadVersion(u32),

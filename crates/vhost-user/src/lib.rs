@@ -22,7 +22,7 @@ mod requests;
 mod vring;
 mod vring_requests;
 
-pub use connection::{Connection, MAX_MEM_SLOTS, OFFERED_PROTOCOL_FEATURES};
+pub use connection::{Connection, MAX_MEM_SLOTS, MESSAGE_TIMEOUT, OFFERED_PROTOCOL_FEATURES};
 pub use error::{ConfigChangeError, Error, RequestError};
 pub use listener::{Listener, ListenerError};
 pub use memory::MemoryError;

@@ -3,6 +3,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use libc::{c_void, iovec};
 use vhost::vhost_user::message::MAX_MSG_SIZE;
@@ -93,10 +94,17 @@ fn check_size(actual: usize, expected: usize) -> Result<(), RequestError> {
 }
 
 /// Reads one message: the header, then exactly the payload it announces, keeping every fd.
-pub(crate) fn read_message(stream: &UnixStream) -> Result<Message, Error> {
+///
+/// The whole message must arrive within `timeout` of the call, however the frontend splits it,
+/// so a peer that sends a byte now and then cannot hold the caller.
+pub(crate) fn read_message(stream: &UnixStream, timeout: Duration) -> Result<Message, Error> {
+    let deadline = Deadline {
+        end: Instant::now() + timeout,
+        timeout,
+    };
     let mut fds = Vec::new();
     let mut header = Header::default();
-    let first = recv_exact(stream, header.as_mut_slice(), &mut fds, true)?;
+    let first = recv_exact(stream, header.as_mut_slice(), &mut fds, deadline, true)?;
     if !first {
         return Err(Error::Disconnected);
     }
@@ -111,12 +119,41 @@ pub(crate) fn read_message(stream: &UnixStream) -> Result<Message, Error> {
         });
     }
     let mut payload = vec![0u8; header.size as usize];
-    recv_exact(stream, &mut payload, &mut fds, false)?;
+    recv_exact(stream, &mut payload, &mut fds, deadline, false)?;
     Ok(Message {
         header,
         payload,
         fds,
     })
+}
+
+/// The time by which the message being read must be complete.
+#[derive(Clone, Copy)]
+struct Deadline {
+    end: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    /// Waits until the socket is readable, failing once the deadline has passed.
+    fn wait_readable(&self, stream: &UnixStream) -> Result<(), Error> {
+        loop {
+            let left = self.end.saturating_duration_since(Instant::now());
+            // Round up, so the last poll does not return just before the deadline.
+            let millis = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+            let ready =
+                poll_for(stream.as_raw_fd(), libc::POLLIN, millis).map_err(Error::Socket)?;
+            if left.is_zero() || !ready {
+                if Instant::now() >= self.end {
+                    return Err(Error::ReadTimeout {
+                        timeout: self.timeout,
+                    });
+                }
+                continue;
+            }
+            return Ok(());
+        }
+    }
 }
 
 /// Fills `buf` from the socket, collecting attached fds. Returns `false` on a clean EOF before
@@ -125,16 +162,18 @@ fn recv_exact(
     stream: &UnixStream,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
+    deadline: Deadline,
     eof_ok: bool,
 ) -> Result<bool, Error> {
     let mut filled = 0;
     while filled < buf.len() {
+        deadline.wait_readable(stream)?;
         match recv_some(stream, &mut buf[filled..], fds) {
             Ok(0) if filled == 0 && eof_ok => return Ok(false),
             Ok(0) => return Err(Error::Disconnected),
             Ok(count) => filled += count,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Err(Error::ReadTimeout),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
             Err(err) if err.raw_os_error() == Some(libc::ECONNRESET) => {
                 return Err(Error::Disconnected)
             }
@@ -205,6 +244,20 @@ pub(crate) fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> 
 /// Polls one fd for `events` without waiting. Returns true when any of `events`, or an error
 /// or hang-up condition, is pending.
 pub(crate) fn poll_now(fd: RawFd, events: libc::c_short) -> io::Result<bool> {
+    poll_for(fd, events, 0)
+}
+
+/// Polls one fd for `events`, waiting up to `millis`; true when anything is pending.
+fn poll_for(fd: RawFd, events: libc::c_short, millis: i32) -> io::Result<bool> {
+    Ok(poll_revents(fd, events, millis)? != 0)
+}
+
+/// Polls one fd for `events`, waiting up to `millis`, and returns its `revents`.
+pub(crate) fn poll_revents(
+    fd: RawFd,
+    events: libc::c_short,
+    millis: i32,
+) -> io::Result<libc::c_short> {
     let mut poll_fd = libc::pollfd {
         fd,
         events,
@@ -212,9 +265,9 @@ pub(crate) fn poll_now(fd: RawFd, events: libc::c_short) -> io::Result<bool> {
     };
     loop {
         // SAFETY: `poll_fd` is a valid pollfd for the duration of the call and the count is 1.
-        let result = unsafe { libc::poll(&mut poll_fd, 1, 0) };
+        let result = unsafe { libc::poll(&mut poll_fd, 1, millis) };
         if result >= 0 {
-            return Ok(poll_fd.revents != 0);
+            return Ok(poll_fd.revents);
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
