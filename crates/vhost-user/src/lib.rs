@@ -15,6 +15,7 @@ mod backend_channel;
 mod connection;
 mod dispatch;
 mod error;
+mod fault;
 mod listener;
 mod memory;
 mod message;
@@ -24,6 +25,7 @@ mod vring_requests;
 
 pub use connection::{Connection, MAX_MEM_SLOTS, MESSAGE_TIMEOUT, OFFERED_PROTOCOL_FEATURES};
 pub use error::{ConfigChangeError, Error, RequestError};
+pub use fault::{install_fault_handler, take_memory_faults};
 pub use listener::{Listener, ListenerError};
 pub use memory::MemoryError;
 

@@ -6,6 +6,8 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use vm_memory::mmap::MmapRegionError;
+
+use crate::fault::FaultRange;
 use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 
 /// One region as the frontend describes it.
@@ -86,6 +88,8 @@ pub enum MemoryError {
 struct MappedRegion {
     spec: RegionSpec,
     region: Arc<GuestRegionMmap<()>>,
+    /// Registration with the SIGBUS handler, for as long as any copy of the region lives.
+    _fault_range: Arc<FaultRange>,
 }
 
 /// The mapped regions and the guest memory object built from them.
@@ -225,9 +229,11 @@ fn map_region(spec: RegionSpec, fd: OwnedFd) -> Result<MappedRegion, MemoryError
             size: spec.size,
         },
     )?;
+    let fault_range = FaultRange::register(region.as_ptr(), region.size());
     Ok(MappedRegion {
         spec,
         region: Arc::new(region),
+        _fault_range: Arc::new(fault_range),
     })
 }
 
@@ -250,8 +256,8 @@ fn check_spec(spec: &RegionSpec) -> Result<(), MemoryError> {
 }
 
 /// Rejects a regular file (memfd, tmpfs or disk file) shorter than the region, because touching
-/// a mapped page past its end raises SIGBUS.
-// NOTE: a frontend that truncates the file after this check can still make access fault.
+/// a mapped page past its end raises SIGBUS. A file truncated later is the fault handler's job
+/// (see the `fault` module).
 fn check_file_size(file: &File, spec: &RegionSpec) -> Result<(), MemoryError> {
     let metadata = file.metadata().map_err(MemoryError::Stat)?;
     if !metadata.is_file() {
