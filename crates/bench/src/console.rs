@@ -1,10 +1,11 @@
-//! Guests booted on one of the two consoles the bench compares: ours (`ttyvm serve --console
-//! pty`, with the guest on the virtio console `hvc0`) and the anchor (UML's own console con0 on
-//! a pty, `tty0` in the guest).
+//! Guests booted on one of the consoles the bench compares: ours (`ttyvm serve --console pty`,
+//! with the guest on the virtio console `hvc0`) and the anchor, UML's own console con0 (`tty0`
+//! in the guest), on a pty or on a socketpair.
 
 use std::fs::OpenOptions;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,8 +26,11 @@ const SERVER_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ConsoleKind {
     /// `ttyvm serve --console pty`: the guest's virtio console, read on the server's pty.
     Ours,
-    /// UML's own console con0 on a pty of the bench.
+    /// UML's own console con0 on a pty of the bench (`con0=fd:3,fd:3`).
     Anchor,
+    /// UML's own console con0 on one end of a Unix socketpair of the bench (`con0=fd:3,fd:3`).
+    /// A socket sends SIGIO for write space whenever its reader reads.
+    AnchorSocket,
 }
 
 impl ConsoleKind {
@@ -34,7 +38,8 @@ impl ConsoleKind {
     pub fn name(self) -> &'static str {
         match self {
             ConsoleKind::Ours => "ttyvm (virtio console)",
-            ConsoleKind::Anchor => "UML con0 (anchor)",
+            ConsoleKind::Anchor => "UML con0 on a pty (anchor)",
+            ConsoleKind::AnchorSocket => "UML con0 on a socketpair (anchor)",
         }
     }
 }
@@ -55,7 +60,7 @@ pub struct ConsoleGuest {
     pub console: Expect,
     /// A descriptor of the same pty, for TIOCSWINSZ.
     resize: OwnedFd,
-    /// Which console this is.
+    /// The console kind.
     pub kind: ConsoleKind,
     uml: Uml,
     server: Option<Server>,
@@ -69,6 +74,7 @@ impl ConsoleGuest {
         match kind {
             ConsoleKind::Ours => Self::boot_ours(tools, run),
             ConsoleKind::Anchor => Self::boot_anchor(tools, run),
+            ConsoleKind::AnchorSocket => Self::boot_anchor_socket(tools, run),
         }
     }
 
@@ -125,6 +131,33 @@ impl ConsoleGuest {
         Ok(guest)
     }
 
+    /// Boots the anchor on a socketpair: UML gets one end as con0, the bench keeps the other.
+    /// There is no window size on a socket, so this console is for throughput only.
+    fn boot_anchor_socket(tools: &Tools, run: Run) -> Result<Self, BenchError> {
+        let (host, guest_end) =
+            UnixStream::pair().map_err(BenchError::io("creating a socketpair"))?;
+        let host = OwnedFd::from(host);
+        let guest_end = OwnedFd::from(guest_end);
+        let resize = dup(&host)?;
+        let console = Expect::new(host).map_err(BenchError::io("setting up the console reader"))?;
+        let uml = tools
+            .guest
+            .boot(&BootOptions::uml_console(guest_end.as_fd(), run))?;
+        // UML has its own copy now; the bench's copy would keep the socket open past UML.
+        drop(guest_end);
+        let mut guest = ConsoleGuest {
+            console,
+            resize,
+            kind: ConsoleKind::AnchorSocket,
+            uml,
+            server: None,
+            _pty: None,
+            _socket_dir: None,
+        };
+        guest.wait_ready(run)?;
+        Ok(guest)
+    }
+
     fn wait_ready(&mut self, run: Run) -> Result<(), BenchError> {
         let mode = match run {
             Run::Shell => "shell",
@@ -140,6 +173,11 @@ impl ConsoleGuest {
     /// Returns the pty descriptor to resize.
     pub fn resize_fd(&self) -> BorrowedFd<'_> {
         self.resize.as_fd()
+    }
+
+    /// Returns the process id of UML's kernel process.
+    pub fn uml_pid(&self) -> u32 {
+        self.uml.pid()
     }
 
     /// Returns the process id of the server, for ours.

@@ -53,20 +53,24 @@ pub enum BenchError {
         /// The expected and the received values.
         detail: String,
     },
-    /// A stream stopped arriving part way.
+    /// A stream stopped moving part way.
     #[error(
-        "the stream on the {console} console stalled after {received} of {count} bytes: \
-         nothing more arrived within {timeout:?}"
+        "{direction} on the {console} console stalled after {moved} of {count} bytes: nothing \
+         moved for {timeout:?}{kick}"
     )]
     Stalled {
+        /// The direction of the stream: `emit` or `sink`.
+        direction: &'static str,
         /// Which console.
         console: &'static str,
-        /// The bytes that arrived.
-        received: u64,
+        /// The bytes that moved before the stall.
+        moved: u64,
         /// The bytes expected.
         count: u64,
         /// How long the bench waited for more.
         timeout: std::time::Duration,
+        /// The effect of a SIGIO sent to UML by hand, or empty when none was sent.
+        kick: String,
     },
     /// The `ttyvm` binary could not be built or found.
     #[error("the ttyvm binary {path} is missing and `{command}` did not build it: {detail}")]

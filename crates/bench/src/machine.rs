@@ -13,6 +13,8 @@ pub struct Machine {
     pub kernel: String,
     /// The date and time of the run in UTC, as `date -u` prints it.
     pub date: String,
+    /// The measured commit (`git rev-parse --short HEAD`) and the state of the work tree.
+    pub commit: String,
 }
 
 impl Machine {
@@ -25,16 +27,53 @@ impl Machine {
             kernel: command_output("uname", &["-r"]).unwrap_or_else(|| "unknown".to_string()),
             date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
                 .unwrap_or_else(|| "unknown".to_string()),
+            commit: commit(),
         }
     }
 
     /// Formats the description as one line.
     pub fn line(&self) -> String {
         format!(
-            "{}, nproc {}, kernel {}, {}",
-            self.cpu, self.cpus, self.kernel, self.date
+            "{}, nproc {}, kernel {}, {}, commit {}",
+            self.cpu, self.cpus, self.kernel, self.date, self.commit
         )
     }
+}
+
+/// How many changed paths the commit description names.
+const NAMED_CHANGES: usize = 4;
+
+/// Describes the commit of the repository this bench was built from, and whether its work
+/// tree differs from it, naming the first changed paths.
+fn commit() -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let Some(hash) = command_output("git", &["-C", root, "rev-parse", "--short", "HEAD"]) else {
+        return "unknown (git rev-parse failed)".to_string();
+    };
+    let status = Command::new("git")
+        .args(["-C", root, "status", "--porcelain"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned());
+    let Some(status) = status else {
+        return format!("{hash} (work tree state unknown)");
+    };
+    let changed: Vec<&str> = status.lines().filter_map(|line| line.get(3..)).collect();
+    if changed.is_empty() {
+        return format!("{hash} (clean work tree)");
+    }
+    let named = changed[..changed.len().min(NAMED_CHANGES)].join(", ");
+    let more = changed.len().saturating_sub(NAMED_CHANGES);
+    let rest = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "{hash} (work tree with uncommitted changes in {} paths: {named}{rest})",
+        changed.len()
+    )
 }
 
 fn cpu_model() -> Option<String> {

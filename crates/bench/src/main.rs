@@ -10,9 +10,11 @@ mod error;
 mod frontend;
 mod host_resize;
 mod idle;
+mod load;
 mod machine;
 mod procstat;
 mod report;
+mod report_resize;
 mod resize;
 mod results;
 mod stats;
@@ -27,7 +29,10 @@ use ttyvm_testkit::Guest;
 
 use crate::console::{ConsoleKind, Tools};
 use crate::error::BenchError;
-use crate::results::{HostResizeResult, IdleResults, ResizeResult, Results, ThroughputResult};
+use crate::results::{
+    ConsoleRuns, HostResizeResult, IdleResults, ResizeResult, ResizeVariant, Results,
+    ThroughputResult,
+};
 use crate::throughput::Direction;
 
 /// The bound after which a resize counts as lost.
@@ -130,7 +135,7 @@ fn run(options: &Options) -> Result<(), BenchError> {
         machine: machine::Machine::describe(),
         command,
         quick: options.quick,
-        resize: None,
+        resize: Vec::new(),
         host_resize: None,
         throughput: Vec::new(),
         idle: None,
@@ -138,7 +143,11 @@ fn run(options: &Options) -> Result<(), BenchError> {
     };
     eprintln!("bench: {}", results.machine.line());
     if wanted(Measurement::Resize) {
-        results.resize = Some(run_resize(&tools, &plan)?);
+        let cpus = results.machine.cpus;
+        for (spinners, pinned) in [(0, false), (cpus, false), (0, true)] {
+            let variant = ResizeVariant { spinners, pinned };
+            results.resize.push(run_resize(&tools, &plan, variant)?);
+        }
     }
     if wanted(Measurement::HostResize) {
         results.host_resize = Some(run_host_resize(&tools, &plan)?);
@@ -172,22 +181,43 @@ fn read_listener_bench(path: Option<&std::path::Path>) -> Result<Option<String>,
     Ok(Some(text))
 }
 
-/// Alternates the consoles boot by boot, so both see the same spells of load.
-fn run_resize(tools: &Tools, plan: &Plan) -> Result<ResizeResult, BenchError> {
+/// Alternates the consoles boot by boot, so both see the same spells of load. With
+/// `spinners`, that many busy threads of the bench's own run throughout.
+fn run_resize(
+    tools: &Tools,
+    plan: &Plan,
+    variant: ResizeVariant,
+) -> Result<ResizeResult, BenchError> {
+    let ResizeVariant { spinners, pinned } = variant;
+    let _load = load::Spinners::start(spinners);
     let mut result = ResizeResult {
+        variant,
         ours: Default::default(),
         anchor: Default::default(),
         timeout: RESIZE_TIMEOUT,
         rounds: plan.rounds,
+        load_before: procstat::load_average(),
+        load_after: String::new(),
     };
     let per_round = plan.resizes.div_ceil(plan.rounds);
     for round in 0..plan.rounds {
-        eprintln!("bench: resize round {} of {}", round + 1, plan.rounds);
-        let ours = resize::measure(tools, ConsoleKind::Ours, per_round, RESIZE_TIMEOUT)?;
+        eprintln!(
+            "bench: resize round {} of {} with {spinners} busy threads, pinned: {pinned}",
+            round + 1,
+            plan.rounds
+        );
+        let ours = resize::measure(tools, ConsoleKind::Ours, per_round, RESIZE_TIMEOUT, pinned)?;
         result.ours.extend(ours);
-        let anchor = resize::measure(tools, ConsoleKind::Anchor, per_round, RESIZE_TIMEOUT)?;
+        let anchor = resize::measure(
+            tools,
+            ConsoleKind::Anchor,
+            per_round,
+            RESIZE_TIMEOUT,
+            pinned,
+        )?;
         result.anchor.extend(anchor);
     }
+    result.load_after = procstat::load_average();
     Ok(result)
 }
 
@@ -200,42 +230,43 @@ fn run_host_resize(tools: &Tools, plan: &Plan) -> Result<HostResizeResult, Bench
     })
 }
 
-/// Runs ours and the anchor alternately; a failed run is recorded, not fatal, so a stall of
-/// one console still leaves the other's figures.
+/// The consoles of the throughput measurement: ours and UML's con0 on both media.
+const THROUGHPUT_CONSOLES: [ConsoleKind; 3] = [
+    ConsoleKind::Ours,
+    ConsoleKind::AnchorSocket,
+    ConsoleKind::Anchor,
+];
+
+/// Runs ours and the anchors in turn; a failed run is recorded, not fatal, so a stall of
+/// one console still leaves the others' figures.
 fn run_throughput(tools: &Tools, plan: &Plan, direction: Direction) -> ThroughputResult {
     let hash = throughput::expected_hash(plan.bytes);
-    let mut result = ThroughputResult {
-        direction,
-        bytes: plan.bytes,
-        ours: Vec::new(),
-        anchor: Vec::new(),
-        ours_failures: Vec::new(),
-        anchor_failures: Vec::new(),
-    };
+    let mut consoles = THROUGHPUT_CONSOLES.map(ConsoleRuns::new);
     for run in 0..plan.runs {
-        for kind in [ConsoleKind::Ours, ConsoleKind::Anchor] {
+        for console in consoles.iter_mut() {
             eprintln!(
                 "bench: {} run {} of {} on {}",
                 direction.name(),
                 run + 1,
                 plan.runs,
-                kind.name()
+                console.kind.name()
             );
-            let outcome = throughput::measure(tools, kind, direction, plan.bytes, hash);
-            let (rates, failures) = match kind {
-                ConsoleKind::Ours => (&mut result.ours, &mut result.ours_failures),
-                ConsoleKind::Anchor => (&mut result.anchor, &mut result.anchor_failures),
-            };
-            match outcome {
-                Ok(rate) => rates.push(rate),
+            match throughput::measure(tools, console.kind, direction, plan.bytes, hash) {
+                Ok(rate) => console.rates.push(rate),
                 Err(error) => {
                     eprintln!("bench: {error}");
-                    failures.push(first_line(&error.to_string()));
+                    console.failures.push(first_line(&error.to_string()));
                 }
             }
         }
     }
-    result
+    let [ours, anchors @ ..] = consoles;
+    ThroughputResult {
+        direction,
+        bytes: plan.bytes,
+        ours,
+        anchors: anchors.to_vec(),
+    }
 }
 
 fn first_line(text: &str) -> String {

@@ -97,3 +97,112 @@ pub fn helper_of(server: u32) -> Result<u32, BenchError> {
         ))),
     }
 }
+
+/// CPU time and run-queue wait from /proc/PID/task/TID/schedstat, summed over tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sched {
+    /// Time spent on a CPU, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Time spent runnable but waiting for a CPU, in nanoseconds.
+    pub wait_ns: u64,
+}
+
+impl Sched {
+    /// Returns the time spent between `earlier` and this reading.
+    pub fn since(self, earlier: Sched) -> Sched {
+        Sched {
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            wait_ns: self.wait_ns.saturating_sub(earlier.wait_ns),
+        }
+    }
+}
+
+/// Reads the schedstat of every thread of every process in `pids` and returns their sum.
+pub fn sched(pids: &[u32]) -> Result<Sched, BenchError> {
+    let mut total = Sched::default();
+    for &pid in pids {
+        for task in task_ids(pid)? {
+            let text = read(PathBuf::from(format!("/proc/{pid}/task/{task}/schedstat")))?;
+            let mut words = text.split_whitespace().map(|word| word.parse::<u64>().ok());
+            total.cpu_ns += words.next().flatten().unwrap_or(0);
+            total.wait_ns += words.next().flatten().unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// Reads the schedstat of the calling thread.
+pub fn sched_self() -> Result<Sched, BenchError> {
+    let text = read(PathBuf::from("/proc/thread-self/schedstat"))?;
+    let mut words = text.split_whitespace().map(|word| word.parse::<u64>().ok());
+    Ok(Sched {
+        cpu_ns: words.next().flatten().unwrap_or(0),
+        wait_ns: words.next().flatten().unwrap_or(0),
+    })
+}
+
+/// Returns the three load averages of /proc/loadavg as text, or `unknown`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_string(),
+        |text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    )
+}
+
+/// Binds every thread of every process in `pids` to CPU `cpu` alone.
+pub fn pin(pids: &[u32], cpu: usize) -> Result<(), BenchError> {
+    for &pid in pids {
+        for task in task_ids(pid)? {
+            let Ok(tid) = task.parse::<libc::pid_t>() else {
+                continue;
+            };
+            // SAFETY: an all-zero cpu_set_t is a valid empty set.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            // SAFETY: CPU_SET writes one bit of the set, which `cpu` indexes within its size
+            // (the caller passes a CPU below the count this process may run on).
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+            // SAFETY: `set` is a valid cpu_set_t of the size passed, alive for the call.
+            let result = unsafe { libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) };
+            if result != 0 {
+                let error = std::io::Error::last_os_error();
+                return Err(BenchError::Io {
+                    action: format!("binding task {tid} of process {pid} to CPU {cpu}"),
+                    source: error,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sched_of_this_process_counts_cpu_time() {
+        let pid = std::process::id();
+        let before = sched(&[pid]).unwrap();
+        let mut sum = 0u64;
+        for value in 0..2_000_000u64 {
+            sum = sum.wrapping_add(std::hint::black_box(value));
+        }
+        std::hint::black_box(sum);
+        // Sleeping switches the thread out, which brings its CPU time up to date.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let after = sched(&[pid]).unwrap();
+        assert!(before.cpu_ns > 0, "{before:?}");
+        assert!(after.since(before).cpu_ns > 0, "{before:?} then {after:?}");
+    }
+
+    #[test]
+    fn sched_names_a_missing_process() {
+        let error = sched(&[u32::MAX]).unwrap_err().to_string();
+        assert!(error.contains(&u32::MAX.to_string()), "{error}");
+    }
+}

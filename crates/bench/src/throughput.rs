@@ -17,6 +17,8 @@ const CHUNK: usize = 1 << 20;
 const READ_CHUNK: usize = 64 << 10;
 /// The bound on each chunk and on the sum line. A stall longer than this fails the run.
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the bench watches the stream after sending SIGIO to a stalled UML.
+const KICK_WATCH: Duration = Duration::from_secs(5);
 
 /// The direction of a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,13 +99,9 @@ fn receive(guest: &mut ConsoleGuest, count: u64) -> Result<u64, BenchError> {
         let bytes = match guest.console.read_exact(size, CHUNK_TIMEOUT) {
             Ok(bytes) => bytes,
             Err(ExpectError::Timeout { .. }) => {
-                let received = count - left;
-                return Err(BenchError::Stalled {
-                    console: guest.kind.name(),
-                    received,
-                    count,
-                    timeout: CHUNK_TIMEOUT,
-                });
+                let moved = count - left;
+                let kick = kick_receive(guest);
+                return Err(stalled(guest, "emit", moved, count, kick));
             }
             Err(error) => return Err(guest.check("reading the emitted stream", Err(error))?),
         };
@@ -111,6 +109,67 @@ fn receive(guest: &mut ConsoleGuest, count: u64) -> Result<u64, BenchError> {
         left -= size as u64;
     }
     Ok(hasher.value())
+}
+
+fn stalled(
+    guest: &ConsoleGuest,
+    direction: &'static str,
+    moved: u64,
+    count: u64,
+    kick: String,
+) -> BenchError {
+    BenchError::Stalled {
+        direction,
+        console: guest.kind.name(),
+        moved,
+        count,
+        timeout: CHUNK_TIMEOUT,
+        kick,
+    }
+}
+
+/// Sends SIGIO to a stalled anchor's UML, which makes it look at its descriptors again, and
+/// returns whether the signal was sent. Ours gets none, because its UML has no con0.
+fn send_sigio(guest: &ConsoleGuest) -> bool {
+    if guest.kind == ConsoleKind::Ours {
+        return false;
+    }
+    let Ok(pid) = libc::pid_t::try_from(guest.uml_pid()) else {
+        return false;
+    };
+    // SAFETY: kill sends a signal to the UML process this bench started; it touches no memory.
+    unsafe { libc::kill(pid, libc::SIGIO) == 0 }
+}
+
+/// After an emit stall: sends SIGIO and counts the bytes that arrive within [`KICK_WATCH`].
+fn kick_receive(guest: &mut ConsoleGuest) -> String {
+    if !send_sigio(guest) {
+        return String::new();
+    }
+    let deadline = Instant::now() + KICK_WATCH;
+    let mut arrived = 0;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let wanted = guest.console.pending().len() + 1;
+        match guest.console.read_exact(wanted, left) {
+            Ok(bytes) => arrived += bytes.len(),
+            Err(_) => break,
+        }
+    }
+    arrived += guest.console.pending().len();
+    format!("; a SIGIO sent to UML by hand then brought {arrived} more bytes within {KICK_WATCH:?}")
+}
+
+/// After a sink stall: sends SIGIO and writes the rest of `chunk` for [`KICK_WATCH`].
+fn kick_send(guest: &mut ConsoleGuest, chunk: &[u8]) -> String {
+    if !send_sigio(guest) {
+        return String::new();
+    }
+    let written = match guest.console.send_timeout(chunk, KICK_WATCH) {
+        Ok(()) => chunk.len(),
+        Err(ExpectError::SendTimeout { written, .. }) => written,
+        Err(_) => 0,
+    };
+    format!("; a SIGIO sent to UML by hand then let {written} more bytes in within {KICK_WATCH:?}")
 }
 
 fn mib_per_second(bytes: u64, elapsed: Duration) -> f64 {
@@ -125,12 +184,21 @@ fn send(guest: &mut ConsoleGuest, count: u64) -> Result<(), BenchError> {
     while left > 0 {
         let size = usize::try_from(left).map_or(CHUNK, |left| left.min(CHUNK));
         stream.fill(&mut buffer[..size]);
-        let result = guest.console.send_timeout(&buffer[..size], CHUNK_TIMEOUT);
-        let step = format!(
-            "writing to the sink after {} of {count} bytes",
-            count - left
-        );
-        guest.check(&step, result)?;
+        match guest.console.send_timeout(&buffer[..size], CHUNK_TIMEOUT) {
+            Ok(()) => {}
+            Err(ExpectError::SendTimeout { written, .. }) => {
+                let moved = count - left + written as u64;
+                let kick = kick_send(guest, &buffer[written..size]);
+                return Err(stalled(guest, "sink", moved, count, kick));
+            }
+            Err(error) => {
+                let step = format!(
+                    "writing to the sink after {} of {count} bytes",
+                    count - left
+                );
+                return Err(guest.check(&step, Err(error))?);
+            }
+        }
         left -= size as u64;
     }
     Ok(())
