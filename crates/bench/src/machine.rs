@@ -15,6 +15,8 @@ pub struct Machine {
     pub date: String,
     /// The measured commit (`git rev-parse --short HEAD`) and the state of the work tree.
     pub commit: String,
+    /// The load averages over 1, 5 and 15 minutes when the run started.
+    pub load: String,
 }
 
 impl Machine {
@@ -28,14 +30,15 @@ impl Machine {
             date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
                 .unwrap_or_else(|| "unknown".to_string()),
             commit: commit(),
+            load: crate::procstat::load_average(),
         }
     }
 
     /// Formats the description as one line.
     pub fn line(&self) -> String {
         format!(
-            "{}, nproc {}, kernel {}, {}, commit {}",
-            self.cpu, self.cpus, self.kernel, self.date, self.commit
+            "{}, nproc {}, kernel {}, {}, load average {} at the start, commit {}",
+            self.cpu, self.cpus, self.kernel, self.date, self.load, self.commit
         )
     }
 }
