@@ -6,6 +6,7 @@
 //! the same pty, with its buffered output, waits for the next connection.
 
 mod device;
+mod fatal;
 mod mode;
 mod poll;
 mod server;
@@ -22,7 +23,7 @@ use log::info;
 use ttyvm_console::TtyBackend;
 use ttyvm_console::{Backend, BackendError, Console, FileBackend, Limits, NullBackend, PtyBackend};
 use ttyvm_term::WindowSize;
-use ttyvm_vhost_user::{Listener, ListenerError};
+use ttyvm_vhost_user::{install_fault_handler, Listener, ListenerError};
 
 use crate::server::{Server, Stop};
 use crate::signals::StopSignals;
@@ -58,6 +59,9 @@ pub enum ServeError {
     /// The stop signals could not be routed to a signalfd.
     #[error("failed to set up signal handling")]
     Signals(#[source] std::io::Error),
+    /// The SIGBUS handler that guards guest memory could not be installed.
+    #[error("failed to install the SIGBUS handler that guards guest memory")]
+    FaultHandler(#[source] std::io::Error),
     /// The poll loop failed.
     #[error("the server's poll loop failed")]
     Poll(#[source] std::io::Error),
@@ -105,6 +109,8 @@ fn serve(args: &ServeArgs) -> Result<Stop, ServeError> {
     let signals = StopSignals::install().map_err(ServeError::Signals)?;
     let listener = Listener::bind(&args.socket)?;
     let backend = open_backend(&args.console, args.pty_size)?;
+    // After the terminal's crash handlers, so that faults outside guest memory still reach them.
+    install_fault_handler().map_err(ServeError::FaultHandler)?;
     info!(
         "server: serving a {} console on {}",
         args.console,
@@ -126,7 +132,7 @@ fn open_backend(mode: &ConsoleMode, pty_size: WindowSize) -> Result<Box<dyn Back
         }
         ConsoleMode::Tty => {
             let tty = TtyBackend::open()?;
-            restore_on_panic(tty.restorer());
+            fatal::restore_terminal_on_crash(tty.restorer());
             Box::new(tty)
         }
         ConsoleMode::File(path) => Box::new(FileBackend::create(path)?),
@@ -142,15 +148,6 @@ fn announce_pty(pty: &PtyBackend) {
     // A closed stdout is no reason to stop serving: the path is in the log too.
     let _ = writeln!(stdout, "console: {path}");
     let _ = stdout.flush();
-}
-
-/// Restores the terminal's original settings before the default panic message is printed.
-fn restore_on_panic(restorer: ttyvm_term::Restorer) {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let _ = restorer.restore();
-        previous(info);
-    }));
 }
 
 fn log_dropped_output(dropped: u64) {

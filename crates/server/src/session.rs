@@ -5,7 +5,9 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use log::{debug, error, info, warn};
 use ttyvm_console::{Console, Notify, RateLimiter, NUM_QUEUES, RECEIVEQ, TRANSMITQ};
-use ttyvm_vhost_user::{request_name, Connection, Error as ConnectionError, Event, RequestError};
+use ttyvm_vhost_user::{
+    request_name, take_memory_faults, Connection, Error as ConnectionError, Event, RequestError,
+};
 
 use crate::device::ConsoleDevice;
 
@@ -155,7 +157,22 @@ impl Session {
             return;
         };
         let notify = console.process(memory, receiveq.as_deref_mut(), transmitq.as_deref_mut());
+        if take_memory_faults() > 0 {
+            self.drop_for_memory_fault();
+            return;
+        }
         self.signal(notify);
+    }
+
+    /// Ends a connection whose frontend truncated guest memory under the server: the bytes the
+    /// console read from the lost pages were zeros, not what the guest wrote.
+    fn drop_for_memory_fault(&mut self) {
+        error!(
+            "server: connection {}: guest memory vanished under the server (the frontend \
+             truncated its memory file); dropping the connection",
+            self.id
+        );
+        self.connection.shutdown();
     }
 
     fn signal(&mut self, notify: Notify) {

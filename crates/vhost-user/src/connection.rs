@@ -139,6 +139,13 @@ impl Connection {
         Ok(())
     }
 
+    /// Shuts the socket down in both directions, so the frontend sees the connection end and the
+    /// next [`Connection::handle_request`] returns [`Error::Disconnected`].
+    pub fn shutdown(&self) {
+        // A socket the peer already closed has nothing left to shut down.
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
     /// Sends `VHOST_USER_BACKEND_CONFIG_CHANGE_MSG` on the backend request channel, so the
     /// driver re-reads the device config.
     ///
