@@ -100,11 +100,7 @@ impl Server {
             Token::Signals => return self.take_signal(),
             Token::Listener => self.accept(),
             Token::Socket => return Ok(self.serve_request()),
-            Token::Kick(queue) => {
-                if let Some(session) = self.session.as_mut() {
-                    session.consume_kick(queue);
-                }
-            }
+            Token::Kick(queue) => return Ok(self.consume_kick(queue, revents)),
             Token::Console(source) => self.console.handle_ready(source, revents),
         }
         Ok(None)
@@ -145,6 +141,20 @@ impl Server {
         let Err(end) = session.handle_request(&mut self.console) else {
             return None;
         };
+        self.end_session(end)
+    }
+
+    fn consume_kick(&mut self, queue: usize, revents: i16) -> Option<Stop> {
+        let session = self.session.as_mut()?;
+        let Err(end) = session.consume_kick(queue, revents) else {
+            return None;
+        };
+        self.end_session(end)
+    }
+
+    /// Logs why the session ended, drops it and resets the console for the next frontend.
+    fn end_session(&mut self, end: SessionEnd) -> Option<Stop> {
+        let session = self.session.as_ref()?;
         let id = session.id();
         let spoke = session.spoke();
         match end {
@@ -153,6 +163,7 @@ impl Server {
             }
             SessionEnd::Disconnected => info!("server: connection {id}: frontend disconnected"),
             SessionEnd::Failed(err) => error!("server: connection {id} dropped: {err}"),
+            SessionEnd::Kick(err) => error!("server: connection {id} dropped: {err}"),
         }
         self.session = None;
         self.console.reset();

@@ -6,7 +6,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use log::{debug, error, info, warn};
 use ttyvm_console::{Console, Notify, RateLimiter, NUM_QUEUES, RECEIVEQ, TRANSMITQ};
 use ttyvm_vhost_user::{
-    request_name, take_memory_faults, Connection, Error as ConnectionError, Event, RequestError,
+    request_name, take_memory_faults, Connection, Error as ConnectionError, Event, KickError,
+    RequestError,
 };
 
 use crate::device::ConsoleDevice;
@@ -18,6 +19,8 @@ pub enum SessionEnd {
     Disconnected,
     /// The connection failed and was dropped.
     Failed(ConnectionError),
+    /// A kick fd hung up or reads end of file, so it would report itself ready forever.
+    Kick(KickError),
 }
 
 /// A connected frontend.
@@ -136,15 +139,23 @@ impl Session {
         }
     }
 
-    /// Reads a pending kick of `queue`.
-    pub fn consume_kick(&mut self, queue: usize) {
-        if let Err(err) = self.connection.consume_kick(queue) {
-            if self.warnings.check().is_some() {
-                warn!(
-                    "server: connection {}: reading the kick of vring {queue} failed: {err}",
-                    self.id
-                );
+    /// Reads a pending kick of `queue`, whose kick fd poll(2) reported with `revents`.
+    ///
+    /// A kick fd that hung up or reads end of file would be reported ready again at once, so it
+    /// ends the session instead of being polled again.
+    pub fn consume_kick(&mut self, queue: usize, revents: i16) -> Result<(), SessionEnd> {
+        if revents & KickError::BROKEN != 0 {
+            return Err(SessionEnd::Kick(KickError::HungUp { queue, revents }));
+        }
+        match self.connection.consume_kick(queue) {
+            Ok(_) => Ok(()),
+            Err(err @ KickError::VringIndex { .. }) => {
+                if self.warnings.check().is_some() {
+                    warn!("server: connection {}: {err}", self.id);
+                }
+                Ok(())
             }
+            Err(err) => Err(SessionEnd::Kick(err)),
         }
     }
 

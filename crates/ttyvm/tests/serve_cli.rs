@@ -3,13 +3,17 @@
 //! signals. The tests that need a guest boot User-Mode Linux and fail, naming
 //! `scripts/build-guest`, when it is not built.
 
+#[path = "common/frontend.rs"]
+mod frontend;
 #[path = "common/serve.rs"]
 mod serve_common;
 
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use frontend::RawFrontend;
 use serve_common::{
     boot, listening_server, one_guest_at_a_time, path_str, pty_server, ready_marker, run_to_exit,
     shell, socket_exists, PtyClient, SocketDir, BOOT_TIMEOUT, SERVER_TIMEOUT,
@@ -473,4 +477,43 @@ fn quick_reconnect_is_served() {
             "round {round}: the reconnect was rejected as a second frontend"
         );
     }
+}
+
+/// CPU time of `pid` so far, in clock ticks (user plus system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm end") + 2..]
+        .split(' ')
+        .collect();
+    // utime and stime are fields 14 and 15 of stat; after comm they are at 11 and 12.
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn kick_fd_without_kicks_is_refused_not_spun_on() {
+    let dir = SocketDir::new();
+    let server = listening_server(&dir.socket, "null", &["-v"]);
+    let frontend = RawFrontend::connect(&dir.socket);
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 returned two fds that nothing else owns; the write end is closed at once.
+    let read_end = unsafe {
+        libc::close(fds[1]);
+        std::os::fd::OwnedFd::from_raw_fd(fds[0])
+    };
+    frontend.start_ring(1, read_end.as_raw_fd());
+    let deadline = Instant::now() + SERVER_TIMEOUT;
+    while !server.stderr().contains("not an eventfd") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = server.stderr();
+    assert!(log.contains("kick fd of vring 1 is pipe:"), "{log}");
+    let before = cpu_ticks(server.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(server.pid()) - before;
+    println!("server CPU in 1 s after the refused kick fd: {used} ticks");
+    // A server that polls the hung-up pipe spins a whole core: about 100 ticks a second.
+    assert!(used < 30, "the server used {used} ticks in 1 s:\n{log}");
+    assert!(frontend.connected(), "the refusal dropped the connection");
 }

@@ -12,7 +12,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 
 use crate::backend_channel::BackendChannel;
-use crate::error::{ConfigChangeError, Error};
+use crate::error::{ConfigChangeError, Error, KickError};
 use crate::memory::MemoryMap;
 use crate::message::{poll_now, read_message};
 use crate::vring::Vring;
@@ -189,8 +189,16 @@ impl Connection {
 
     /// Reads a pending kick from the ring's kick fd without blocking; returns whether one was
     /// pending.
-    pub fn consume_kick(&self, queue: usize) -> io::Result<bool> {
-        self.vring(queue)?.consume_kick()
+    ///
+    /// An error other than [`KickError::VringIndex`] means the kick fd is broken: it hung up or
+    /// reads end of file, so polling it again would report it ready at once, forever. Drop the
+    /// connection then.
+    pub fn consume_kick(&self, queue: usize) -> Result<bool, KickError> {
+        let vring = self.vrings.get(queue).ok_or(KickError::VringIndex {
+            index: queue,
+            num_queues: self.vrings.len(),
+        })?;
+        vring.consume_kick(queue)
     }
 
     /// Guest memory from the last memory table, if any.

@@ -154,6 +154,17 @@ pub enum RequestError {
         /// Offered features.
         offered: u64,
     },
+    /// The kick fd is not an eventfd, so it cannot be polled for kicks.
+    #[error(
+        "kick fd of vring {index} is {target}, not an eventfd; the frontend must pass an \
+         eventfd or set the no-fd bit"
+    )]
+    KickNotEventfd {
+        /// Ring index.
+        index: usize,
+        /// What the fd refers to, as /proc/self/fd names it.
+        target: String,
+    },
     /// The backend request channel fd is not a usable socket.
     #[error("backend request fd is not a usable socket")]
     BackendChannel(#[source] io::Error),
@@ -164,6 +175,48 @@ impl RequestError {
     pub(crate) fn closes_connection(&self) -> bool {
         matches!(self, RequestError::FeaturesNotOffered { .. })
     }
+}
+
+/// Failure of [`crate::Connection::consume_kick`]. Every variant but `VringIndex` means the
+/// kick fd can never deliver a kick again: drop the connection rather than poll it.
+#[derive(Debug, thiserror::Error)]
+pub enum KickError {
+    /// The ring index is not below the queue count.
+    #[error("vring index {index} out of range: the device has {num_queues} queues")]
+    VringIndex {
+        /// Requested index.
+        index: usize,
+        /// Number of queues.
+        num_queues: usize,
+    },
+    /// poll(2) reported a hang-up, an error or an invalid fd.
+    #[error("kick fd of vring {queue} hung up or failed (poll revents {revents:#x})")]
+    HungUp {
+        /// Ring index.
+        queue: usize,
+        /// The poll(2) `revents` bits.
+        revents: i16,
+    },
+    /// The kick fd was readable but read 0 bytes: end of file.
+    #[error("kick fd of vring {queue} reads end of file, so it is no eventfd")]
+    EndOfFile {
+        /// Ring index.
+        queue: usize,
+    },
+    /// Reading the kick fd failed.
+    #[error("reading the kick fd of vring {queue} failed")]
+    Read {
+        /// Ring index.
+        queue: usize,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl KickError {
+    /// Bits of poll(2) `revents` that mean a kick fd is broken.
+    pub const BROKEN: i16 = libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
 }
 
 /// Failure of [`crate::Connection::send_config_change`].

@@ -24,7 +24,7 @@ mod vring;
 mod vring_requests;
 
 pub use connection::{Connection, MAX_MEM_SLOTS, MESSAGE_TIMEOUT, OFFERED_PROTOCOL_FEATURES};
-pub use error::{ConfigChangeError, Error, RequestError};
+pub use error::{ConfigChangeError, Error, KickError, RequestError};
 pub use fault::{install_fault_handler, take_memory_faults};
 pub use listener::{Listener, ListenerError};
 pub use memory::MemoryError;

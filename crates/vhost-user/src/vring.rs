@@ -3,13 +3,15 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
 
+use crate::error::KickError;
 use crate::memory::MemoryMap;
-use crate::message::poll_now;
+use crate::message::{poll_now, poll_revents};
 
 /// Ring addresses as the frontend sent them (frontend user addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,19 +137,43 @@ impl Vring {
     }
 
     /// Reads the kick fd if it is readable. Returns whether a kick was pending.
-    pub(crate) fn consume_kick(&self) -> io::Result<bool> {
+    ///
+    /// A hang-up, an error condition or a read of 0 bytes means the fd will report itself ready
+    /// forever without a kick, so each is an error.
+    pub(crate) fn consume_kick(&self, queue: usize) -> Result<bool, KickError> {
         let Some(kick) = &self.kick else {
             return Ok(false);
         };
-        if !poll_now(kick.as_raw_fd(), libc::POLLIN)? {
+        let read_error = |source| KickError::Read { queue, source };
+        let revents = poll_revents(kick.as_raw_fd(), libc::POLLIN, 0).map_err(read_error)?;
+        if revents & KickError::BROKEN != 0 {
+            return Err(KickError::HungUp { queue, revents });
+        }
+        if revents & libc::POLLIN == 0 {
             return Ok(false);
         }
         let mut value = [0u8; 8];
         match io::Read::read(&mut &*kick, &mut value) {
-            Ok(count) => Ok(count > 0),
+            Ok(0) => Err(KickError::EndOfFile { queue }),
+            Ok(_) => Ok(true),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(err) => Err(err),
+            Err(err) => Err(read_error(err)),
         }
+    }
+}
+
+/// Checks that `file` is an eventfd, the only kind of kick fd that reads 8 bytes per kick and
+/// never reaches end of file. Returns what the fd is otherwise.
+///
+/// Linux names an eventfd `anon_inode:[eventfd]` in /proc/self/fd, and that link is the one
+/// test that tells it from other anonymous inodes, so this reads it. Without /proc the fd
+/// cannot be checked and is refused.
+pub(crate) fn check_eventfd(file: &File) -> Result<(), String> {
+    let link = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    match std::fs::read_link(&link) {
+        Ok(target) if target.as_os_str() == "anon_inode:[eventfd]" => Ok(()),
+        Ok(target) => Err(target.display().to_string()),
+        Err(err) => Err(format!("an fd that {} cannot name ({err})", link.display())),
     }
 }
 
@@ -193,4 +219,98 @@ impl RingAreas {
 
 fn writable_now(file: &File) -> io::Result<bool> {
     poll_now(file.as_raw_fd(), libc::POLLOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+    use std::os::unix::net::UnixStream;
+
+    use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+    use super::*;
+
+    /// The four kinds of fd that poll(2) reports ready although no kick ever arrives.
+    fn never_kicking_fds() -> Vec<(&'static str, File)> {
+        let dir = std::env::temp_dir().join(format!("ttyvm-vring-kick-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp folder");
+        let regular = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join("kick"))
+            .expect("create regular file");
+        std::fs::remove_dir_all(&dir).expect("remove temp folder");
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds pipe2 writes.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: pipe2 returned two new fds that nothing else owns.
+        let (read_end, write_end) =
+            unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+        drop(write_end);
+        let (socket, peer) = UnixStream::pair().expect("socket pair");
+        drop(peer);
+        vec![
+            ("regular file", regular),
+            ("pipe without writer", read_end),
+            (
+                "/dev/null",
+                File::open("/dev/null").expect("open /dev/null"),
+            ),
+            ("socket at EOF", File::from(OwnedFd::from(socket))),
+        ]
+    }
+
+    /// Returns an eventfd as a File, and a second handle to it.
+    fn eventfd_file() -> (File, EventFd) {
+        let eventfd = EventFd::new(EFD_NONBLOCK).expect("eventfd");
+        let raw = eventfd.try_clone().expect("clone eventfd").into_raw_fd();
+        // SAFETY: into_raw_fd handed over a new fd that nothing else owns.
+        (unsafe { File::from_raw_fd(raw) }, eventfd)
+    }
+
+    fn vring_with_kick(kick: File) -> Vring {
+        let mut vring = Vring::new(Queue::new(8).expect("queue"));
+        vring.kick = Some(kick);
+        vring
+    }
+
+    #[test]
+    fn kick_fd_that_never_kicks_is_an_error() {
+        for (kind, file) in never_kicking_fds() {
+            let error = vring_with_kick(file)
+                .consume_kick(1)
+                .expect_err(&format!("{kind} must not pass as a kick fd"));
+            println!("{kind}: {error}");
+            assert!(
+                matches!(
+                    error,
+                    KickError::HungUp { queue: 1, .. } | KickError::EndOfFile { queue: 1 }
+                ),
+                "{kind}: {error:?}"
+            );
+            assert!(error.to_string().contains("vring 1"), "{error}");
+        }
+    }
+
+    #[test]
+    fn eventfd_kick_is_consumed_once() {
+        let (file, kick) = eventfd_file();
+        kick.write(1).expect("kick");
+        let vring = vring_with_kick(file);
+        assert!(vring.consume_kick(0).expect("first read"));
+        assert!(!vring.consume_kick(0).expect("second read"));
+    }
+
+    #[test]
+    fn only_an_eventfd_passes_the_check() {
+        for (kind, file) in never_kicking_fds() {
+            let target = check_eventfd(&file).expect_err(kind);
+            println!("{kind}: {target}");
+            assert!(!target.contains("eventfd"), "{kind}: {target}");
+        }
+        let (file, _eventfd) = eventfd_file();
+        assert_eq!(check_eventfd(&file), Ok(()));
+    }
 }

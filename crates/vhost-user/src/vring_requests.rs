@@ -9,7 +9,7 @@ use virtio_queue::QueueT;
 use crate::dispatch::Reply;
 use crate::error::RequestError;
 use crate::message::Message;
-use crate::vring::{RingAddresses, Vring};
+use crate::vring::{check_eventfd, RingAddresses, Vring};
 use crate::{Connection, Event};
 
 /// Bits 0-7 of a SET_VRING_KICK/CALL/ERR payload: the ring index.
@@ -95,6 +95,9 @@ impl Connection {
         events: &mut Vec<Event>,
     ) -> Result<Reply, RequestError> {
         let (index, file) = self.vring_fd(message)?;
+        if let Some(file) = &file {
+            check_eventfd(file).map_err(|target| RequestError::KickNotEventfd { index, target })?;
+        }
         let protocol_features = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
         let enable_at_start = self.acked_features & protocol_features == 0;
         let vring = &mut self.vrings[index];

@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use common::*;
@@ -11,6 +11,7 @@ use ttyvm_vhost_user::{
     ConfigChangeError, Connection, Error, Event, RequestError, OFFERED_PROTOCOL_FEATURES,
 };
 use vhost::vhost_user::message::FrontendReq;
+use vmm_sys_util::eventfd::EventFd;
 
 const VERSION: u32 = 0x1;
 const NEED_REPLY: u32 = 0x8;
@@ -330,6 +331,71 @@ fn missing_kick_fd_rejected_and_nofd_accepted() {
     assert!(session.connection.kick_fd(0).is_none());
 }
 
+/// Fds that poll(2) reports ready although no kick ever arrives: a regular file, a pipe
+/// without writer, /dev/null and a socket at end of file.
+fn never_kicking_fds(folder: &TempFolder) -> Vec<(&'static str, OwnedFd)> {
+    let regular = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(folder.0.join("kick"))
+        .expect("create regular file");
+    let (read_end, write_end) = pipe();
+    drop(write_end);
+    let (socket, peer) = UnixStream::pair().expect("socket pair");
+    drop(peer);
+    let null = std::fs::File::open("/dev/null").expect("open /dev/null");
+    vec![
+        ("regular file", regular.into()),
+        ("pipe without writer", read_end.into()),
+        ("/dev/null", null.into()),
+        ("socket at EOF", socket.into()),
+    ]
+}
+
+#[test]
+fn kick_fd_must_be_an_eventfd() {
+    let folder = TempFolder::new("kick");
+    let mut session = Session::negotiated();
+    for (kind, fd) in never_kicking_fds(&folder) {
+        let (ack, events) = session.acked(
+            FrontendReq::SET_VRING_KICK,
+            &1u64.to_ne_bytes(),
+            &[fd.as_raw_fd()],
+        );
+        assert_eq!(ack, 1, "{kind} accepted as a kick fd");
+        let error = rejected(&events).unwrap_or_else(|| panic!("{kind}: {events:?}"));
+        println!("{kind}: {error}");
+        assert!(
+            matches!(error, RequestError::KickNotEventfd { index: 1, .. }),
+            "{kind}: {error:?}"
+        );
+        assert!(error.to_string().contains("vring 1"), "{error}");
+        assert!(session.connection.kick_fd(1).is_none(), "{kind} kept");
+    }
+    let kick = EventFd::new(0).expect("kick eventfd");
+    let (ack, _) = session.acked(
+        FrontendReq::SET_VRING_KICK,
+        &1u64.to_ne_bytes(),
+        &[kick.as_raw_fd()],
+    );
+    assert_eq!(ack, 0);
+    assert!(session.connection.kick_fd(1).is_some());
+}
+
+#[test]
+fn call_fd_may_be_a_socket() {
+    let mut session = Session::negotiated();
+    let (call, _peer) = UnixStream::pair().expect("socket pair");
+    let (ack, events) = session.acked(
+        FrontendReq::SET_VRING_CALL,
+        &0u64.to_ne_bytes(),
+        &[call.as_raw_fd()],
+    );
+    assert_eq!(ack, 0, "{events:?}");
+}
+
 #[test]
 fn get_config_outside_config_gets_empty_reply() {
     let mut session = Session::negotiated();
@@ -457,14 +523,13 @@ fn uml_mem_table_with_spare_region_accepted() {
 #[test]
 fn reset_device_stops_rings() {
     let mut session = Session::negotiated();
-    let (kick_read, kick_write) = pipe();
+    let kick = EventFd::new(0).expect("kick eventfd");
     let (ack, _) = session.acked(
         FrontendReq::SET_VRING_KICK,
         &0u64.to_ne_bytes(),
-        &[kick_read.as_raw_fd()],
+        &[kick.as_raw_fd()],
     );
     assert_eq!(ack, 0);
-    drop(kick_write);
     let (ack, events) = session.acked(FrontendReq::RESET_DEVICE, &[], &[]);
     assert_eq!(ack, 0);
     assert!(events.iter().any(|event| matches!(event, Event::Reset)));
