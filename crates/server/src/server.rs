@@ -119,7 +119,10 @@ impl Server {
             Ok(connection) => connection,
             Err(err) => {
                 if self.warnings.check().is_some() {
-                    warn!("server: accepting a frontend connection failed: {err}");
+                    warn!(
+                        "server: accepting a frontend connection failed: {}",
+                        crate::error_line(&err)
+                    );
                 }
                 return;
             }
@@ -162,8 +165,18 @@ impl Server {
                 info!("server: connection {id}: closed before its first request")
             }
             SessionEnd::Disconnected => info!("server: connection {id}: frontend disconnected"),
-            SessionEnd::Failed(err) => error!("server: connection {id} dropped: {err}"),
-            SessionEnd::Kick(err) => error!("server: connection {id} dropped: {err}"),
+            SessionEnd::Failed(err) => {
+                error!(
+                    "server: connection {id} dropped: {}",
+                    crate::error_line(&err)
+                )
+            }
+            SessionEnd::Kick(err) => {
+                error!(
+                    "server: connection {id} dropped: {}",
+                    crate::error_line(&err)
+                )
+            }
         }
         self.session = None;
         self.console.reset();

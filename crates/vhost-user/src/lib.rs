@@ -26,7 +26,7 @@ mod vring_requests;
 pub use connection::{Connection, MAX_MEM_SLOTS, MESSAGE_TIMEOUT, OFFERED_PROTOCOL_FEATURES};
 pub use error::{ConfigChangeError, Error, KickError, RequestError};
 pub use fault::{install_fault_handler, take_memory_faults};
-pub use listener::{Listener, ListenerError};
+pub use listener::{Listener, ListenerError, MAX_SOCKET_PATH};
 pub use memory::MemoryError;
 
 pub use vhost::vhost_user::message::VhostUserProtocolFeatures;

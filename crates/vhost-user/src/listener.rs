@@ -10,9 +10,20 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::{Connection, VhostUserDevice};
 
+/// Longest socket path, in bytes, that fits `sockaddr_un.sun_path` with its terminating NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
 /// Failure to set up the listener or to accept a connection.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
+    /// The path does not fit in a Unix socket address.
+    #[error("socket path {path} is {length} bytes, longer than the {max} bytes a Unix socket path can have; choose a shorter path", path = .path.display(), max = MAX_SOCKET_PATH)]
+    PathTooLong {
+        /// Socket path.
+        path: PathBuf,
+        /// Its length in bytes.
+        length: usize,
+    },
     /// The socket's folder does not exist.
     #[error("cannot create socket {path}: folder {folder} does not exist; create it or choose another path", path = .path.display(), folder = .folder.display())]
     MissingFolder {
@@ -28,7 +39,7 @@ pub enum ListenerError {
     #[error("{path} exists and is not a socket; remove it or choose another path", path = .0.display())]
     NotASocket(PathBuf),
     /// Inspecting, probing or removing an existing socket file failed.
-    #[error("cannot replace existing socket {path}: {source}", path = .path.display())]
+    #[error("cannot replace existing socket {path}", path = .path.display())]
     Existing {
         /// Socket path.
         path: PathBuf,
@@ -36,7 +47,7 @@ pub enum ListenerError {
         source: io::Error,
     },
     /// `bind` or `listen` failed.
-    #[error("cannot listen on socket {path}: {source}", path = .path.display())]
+    #[error("cannot listen on socket {path}", path = .path.display())]
     Bind {
         /// Socket path.
         path: PathBuf,
@@ -66,6 +77,7 @@ impl Listener {
     /// replaced; a live socket or a non-socket file is left alone and reported.
     pub fn bind(path: impl AsRef<Path>) -> Result<Self, ListenerError> {
         let path = path.as_ref().to_path_buf();
+        check_length(&path)?;
         check_folder(&path)?;
         remove_stale(&path)?;
         let listener = UnixListener::bind(&path).map_err(|source| match source.kind() {
@@ -118,6 +130,17 @@ impl AsRawFd for Listener {
     fn as_raw_fd(&self) -> RawFd {
         self.listener.as_raw_fd()
     }
+}
+
+fn check_length(path: &Path) -> Result<(), ListenerError> {
+    let length = path.as_os_str().len();
+    if length <= MAX_SOCKET_PATH {
+        return Ok(());
+    }
+    Err(ListenerError::PathTooLong {
+        path: path.to_path_buf(),
+        length,
+    })
 }
 
 fn check_folder(path: &Path) -> Result<(), ListenerError> {
