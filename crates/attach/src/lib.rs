@@ -37,6 +37,10 @@ use ttyvm_term::{set_window_size, window_size, Termios};
 pub struct AttachArgs {
     /// Path of the pty to attach to, as `ttyvm serve --console pty` prints it (`console:
     /// /dev/pts/N`).
+    ///
+    /// The end of standard input does not end the client: with input from a pipe or a file it
+    /// sends that input and then goes on relaying the console's output until the console closes,
+    /// the escape character arrives or a signal such as SIGTERM stops it.
     pub pty: PathBuf,
     /// Key that detaches, in caret notation: ^] (the default), ^A, ^@, ^? and so on.
     #[arg(
