@@ -490,14 +490,14 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 #[test]
-fn kick_fd_without_kicks_is_refused_not_spun_on() {
+fn kick_pipe_rejected_not_spun_on() {
     let dir = SocketDir::new();
     let server = listening_server(&dir.socket, "null", &["-v"]);
     let frontend = RawFrontend::connect(&dir.socket);
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two fds pipe2 writes.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: pipe2 returned two fds that nothing else owns; the write end is closed at once.
+    // SAFETY: pipe2 returned two fds that nothing else owns. The write end is closed at once.
     let read_end = unsafe {
         libc::close(fds[1]);
         std::os::fd::OwnedFd::from_raw_fd(fds[0])
@@ -512,8 +512,8 @@ fn kick_fd_without_kicks_is_refused_not_spun_on() {
     let before = cpu_ticks(server.pid());
     std::thread::sleep(Duration::from_secs(1));
     let used = cpu_ticks(server.pid()) - before;
-    println!("server CPU in 1 s after the refused kick fd: {used} ticks");
+    println!("server CPU in 1 s after the rejected kick fd: {used} ticks");
     // A server that polls the hung-up pipe spins a whole core: about 100 ticks a second.
     assert!(used < 30, "the server used {used} ticks in 1 s:\n{log}");
-    assert!(frontend.connected(), "the refusal dropped the connection");
+    assert!(frontend.connected(), "the rejection dropped the connection");
 }

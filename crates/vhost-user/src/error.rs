@@ -18,8 +18,8 @@ pub enum Error {
     Socket(#[source] io::Error),
     /// The frontend began a message and did not send all of it within the message timeout.
     #[error(
-        "vhost-user frontend did not send a whole message within {timeout:?}; closing the \
-         connection"
+        "vhost-user message timed out: the frontend did not send all of it within {timeout:?}, \
+         so the connection is closed"
     )]
     ReadTimeout {
         /// The limit for one whole message.
@@ -198,7 +198,7 @@ pub enum KickError {
         revents: i16,
     },
     /// The kick fd was readable but read 0 bytes: end of file.
-    #[error("kick fd of vring {queue} reads end of file, so it is no eventfd")]
+    #[error("kick fd of vring {queue} read end of file, so it is not an eventfd")]
     EndOfFile {
         /// Ring index.
         queue: usize,

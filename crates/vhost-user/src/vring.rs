@@ -167,7 +167,7 @@ impl Vring {
 ///
 /// Linux names an eventfd `anon_inode:[eventfd]` in /proc/self/fd, and that link is the one
 /// test that tells it from other anonymous inodes, so this reads it. Without /proc the fd
-/// cannot be checked and is refused.
+/// cannot be checked and is rejected.
 pub(crate) fn check_eventfd(file: &File) -> Result<(), String> {
     let link = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     match std::fs::read_link(&link) {

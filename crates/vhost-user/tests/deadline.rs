@@ -75,6 +75,7 @@ fn assert_dropped_within_bound(result: Result<(), Error>, elapsed: Duration) {
     assert!(elapsed < DEADLINE * 3, "dropped only after {elapsed:?}");
     let message = err.to_string();
     println!("{message}");
+    assert!(message.contains("timed out"), "{message}");
     assert!(message.contains("within 300ms"), "{message}");
 }
 

@@ -117,7 +117,7 @@ mod tests {
         let result = receiver
             .recv_timeout(std::time::Duration::from_secs(5))
             .expect("opening a FIFO without a reader must not block");
-        let err = result.expect_err("a FIFO without a reader must be refused");
+        let err = result.expect_err("a FIFO without a reader must be rejected");
         let message = format!("{err}: {}", std::error::Error::source(&err).unwrap());
         println!("{message}");
         assert!(message.contains("start the reader first"), "{message}");
