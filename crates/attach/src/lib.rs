@@ -4,8 +4,10 @@
 //! It relays bytes both ways between standard input and output and the pty's subsidiary side,
 //! with standard input in raw mode, and sets the pty's size at start and on every SIGWINCH. The
 //! escape character (Ctrl-] unless changed) detaches. Every exit path restores the terminal's
-//! original settings: detach, the pty closing, SIGTERM, SIGHUP, SIGINT and SIGQUIT, an I/O error
-//! and a panic.
+//! original settings: detach, the pty closing, SIGTERM, SIGHUP, SIGINT, SIGQUIT and every other
+//! signal whose default action ends the process (SIGIO and the fault signals aside), an I/O
+//! error and a panic. On SIGTSTP the client restores the terminal and stops; on SIGCONT it
+//! applies raw mode again and sets the pty's size anew.
 
 mod buffer;
 mod escape;
@@ -28,9 +30,9 @@ pub use target::{open_console, OpenError};
 pub use terminal::TerminalError;
 
 use relay::{Ends, Relay};
-use signals::SignalFd;
+use signals::{Signal, SignalFd};
 use terminal::UserSide;
-use ttyvm_term::{set_window_size, window_size, Termios};
+use ttyvm_term::{set_window_size, window_size, RawMode, Termios};
 
 /// Command-line arguments of `ttyvm attach`.
 #[derive(clap::Args, Debug)]
@@ -150,14 +152,27 @@ fn attach(args: &AttachArgs) -> Result<(Outcome, bool), AttachError> {
     print_hint(&args.pty, escape);
     make_pty_raw(&pty, &args.pty)?;
 
-    let _raw_mode = if user.input_is_terminal() {
+    let raw_mode = if user.input_is_terminal() {
         Some(terminal::enter_raw_mode()?)
     } else {
         None
     };
+    relay(args, &pty, &user, &signals, escape, raw_mode.as_ref())
+}
+
+/// Relays between the user's side and the pty until the relay ends, and keeps the pty's size
+/// and the terminal's mode right across resizes and job-control stops.
+fn relay(
+    args: &AttachArgs,
+    pty: &OwnedFd,
+    user: &UserSide,
+    signals: &SignalFd,
+    escape: Option<EscapeChar>,
+    raw_mode: Option<&RawMode>,
+) -> Result<(Outcome, bool), AttachError> {
     let resize = || {
         if user.input_is_terminal() {
-            copy_size(&user, &pty, &args.pty);
+            copy_size(user, pty, &args.pty);
         }
     };
     resize();
@@ -167,16 +182,33 @@ fn attach(args: &AttachArgs) -> Result<(Outcome, bool), AttachError> {
         output: user.output(),
         output_blocking: user.output_blocking(),
         pty: pty.as_fd(),
-        signals: &signals,
+        signals,
     };
     let mut relay = Relay::new(escape.map(EscapeChar::byte));
     let outcome = relay
-        .run(ends, resize)
+        .run(ends, |signal| on_signal(signal, raw_mode, &resize))
         .map_err(|source| AttachError::Relay {
             path: args.pty.clone(),
             source,
         })?;
     Ok((outcome, relay.output_ends_line()))
+}
+
+/// Acts on a signal other than an exit request. After a stop the window may have changed size,
+/// so the pty gets the terminal's size again.
+fn on_signal(signal: Signal, raw_mode: Option<&RawMode>, resize: &impl Fn()) {
+    match signal {
+        Signal::WindowChange => resize(),
+        Signal::Stop => {
+            terminal::suspend(raw_mode);
+            resize();
+        }
+        Signal::Continue => {
+            terminal::resume(raw_mode);
+            resize();
+        }
+        Signal::Exit(_) => {}
+    }
 }
 
 fn warn_other_clients(path: &Path) {

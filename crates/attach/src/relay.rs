@@ -59,7 +59,7 @@ pub struct Ends<'a> {
     pub output_blocking: Blocking,
     /// The pty's subsidiary side, non-blocking.
     pub pty: BorrowedFd<'a>,
-    /// The signalfd for resizes and exit requests.
+    /// The signalfd for resizes, job control and exit requests.
     pub signals: &'a SignalFd,
 }
 
@@ -95,13 +95,13 @@ impl Relay {
         matches!(self.to_user.last_written(), None | Some(b'\n'))
     }
 
-    /// Relays until detach, hangup or an exit signal, calling `on_resize` on every SIGWINCH.
-    /// After a detach, or when the console closes, the bytes already read are written out
-    /// within a bounded time before it returns.
+    /// Relays until detach, hangup or an exit signal, calling `on_signal` with every other
+    /// signal: a resize, a stop or a continue. After a detach, or when the console closes, the
+    /// bytes already read are written out within a bounded time before it returns.
     pub fn run(
         &mut self,
         ends: Ends<'_>,
-        mut on_resize: impl FnMut(),
+        mut on_signal: impl FnMut(Signal),
     ) -> Result<Outcome, RelayError> {
         loop {
             let mut fds = self.poll_set(&ends);
@@ -109,8 +109,8 @@ impl Relay {
             if fds[SIGNALS].revents != 0 {
                 while let Some(signal) = ends.signals.read().map_err(RelayError::Signals)? {
                     match signal {
-                        Signal::WindowChange => on_resize(),
                         Signal::Exit(number) => return Ok(Outcome::Signaled(number)),
+                        other => on_signal(other),
                     }
                 }
             }
@@ -363,7 +363,7 @@ mod tests {
                 drop(main);
                 received
             });
-            let outcome = Relay::new(Some(0x1d)).run(ends, || {}).unwrap();
+            let outcome = Relay::new(Some(0x1d)).run(ends, |_| {}).unwrap();
             (outcome, closer.join().unwrap())
         });
         assert_eq!(main.0, Outcome::ConsoleClosed);
@@ -400,7 +400,7 @@ mod tests {
             pty: subsidiary.as_fd(),
             signals: &signals,
         };
-        let outcome = Relay::new(Some(0x1d)).run(ends, || {}).unwrap();
+        let outcome = Relay::new(Some(0x1d)).run(ends, |_| {}).unwrap();
         writer.join().unwrap();
         let (mut main, received) = reader.join().unwrap();
         assert_eq!(outcome, Outcome::Detached);
@@ -445,7 +445,7 @@ mod tests {
         // The first poll finds the output and the escape ready together, so the relay reads
         // the output and then detaches before it has written any of it.
         let mut relay = Relay::new(Some(0x1d));
-        let outcome = relay.run(ends, || {}).unwrap();
+        let outcome = relay.run(ends, |_| {}).unwrap();
         assert_eq!(outcome, Outcome::Detached);
         drop(output_write);
         let mut shown = Vec::new();
@@ -484,7 +484,7 @@ mod tests {
             pty: subsidiary.as_fd(),
             signals: &signals,
         };
-        let outcome = Relay::new(None).run(ends, || {}).unwrap();
+        let outcome = Relay::new(None).run(ends, |_| {}).unwrap();
         assert_eq!(outcome, Outcome::ConsoleClosed);
         assert_eq!(&reader.join().unwrap(), b"a\x1db");
     }

@@ -121,6 +121,34 @@ pub fn enter_raw_mode() -> Result<RawMode, TerminalError> {
     Ok(guard)
 }
 
+/// Gives the terminal back for a job-control stop and takes it again after: restores the
+/// original settings, stops the process with SIGTSTP, and once it runs again applies raw mode
+/// derived from the settings saved at start, without reading them again. Without `raw_mode`,
+/// when standard input is not a terminal, it only stops.
+///
+/// Raw mode is applied here as well as on the SIGCONT that ends the stop, because the process
+/// also runs on at once when the kernel discards the stop. When the shell continues the process
+/// in the background, tcsetattr raises SIGTTOU, which stops it again until `fg`.
+pub fn suspend(raw_mode: Option<&RawMode>) {
+    if let Some(guard) = raw_mode {
+        if let Err(err) = guard.restorer().restore() {
+            log::warn!("attach: failed to restore the terminal before stopping: {err}");
+        }
+    }
+    crate::signals::stop_self();
+    resume(raw_mode);
+}
+
+/// Applies raw mode again after the process continued, from the settings saved at start.
+pub fn resume(raw_mode: Option<&RawMode>) {
+    let Some(guard) = raw_mode else {
+        return;
+    };
+    if let Err(err) = guard.restorer().original().raw().set(io::stdin().as_fd()) {
+        log::warn!("attach: failed to put standard input back in raw mode: {err}");
+    }
+}
+
 /// Chains a hook that calls `restorer` before the hook that was installed, so the panic message
 /// appears on a terminal with its line discipline back.
 pub fn install_panic_hook(restorer: Restorer) {

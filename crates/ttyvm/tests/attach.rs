@@ -566,6 +566,27 @@ fn sighup_restores_terminal() {
 }
 
 #[test]
+fn exit_signals_restore_terminal() {
+    for signal in [libc::SIGQUIT, libc::SIGUSR1, libc::SIGALRM] {
+        let dir = TempDir::new();
+        let console = TestPty::open();
+        let mut attached = attach_with_terminal(&dir, &console, &[]);
+        send_signal(attached.client.child.id(), signal);
+        let status = wait_exit(&mut attached.client.child);
+        assert_eq!(
+            status.signal(),
+            Some(signal),
+            "the client's end on {signal}"
+        );
+        assert_eq!(
+            attached.user.termios(),
+            attached.before,
+            "the terminal after signal {signal}"
+        );
+    }
+}
+
+#[test]
 fn resize_follows_sigwinch() {
     let dir = TempDir::new();
     let console = TestPty::open();
@@ -1052,4 +1073,64 @@ fn tmux_piped_stdin_stays_cooked() {
         1,
         "{screen}"
     );
+}
+
+#[test]
+fn tmux_exit_signals_restore_terminal() {
+    for signal in [libc::SIGQUIT, libc::SIGUSR1, libc::SIGALRM] {
+        let dir = TempDir::new();
+        let tmux = Tmux::start(&dir, 100, 30);
+        let console = TestPty::open();
+        let client = start_in_pane(&tmux, &dir, "attach", &attach_command(&console));
+        wait_until("the pane is in raw mode", || {
+            tmux.pane_termios("attach").is_raw()
+        });
+        send_signal(client.pid, signal);
+        // A shell reports a process ended by signal N as status 128 + N.
+        assert_restored(&tmux, &dir, &client, &(128 + signal).to_string());
+    }
+}
+
+#[test]
+fn tmux_stop_and_continue_restore_raw_mode() {
+    let dir = TempDir::new();
+    let tmux = Tmux::start(&dir, 100, 30);
+    let mut console = TestPty::open();
+    let client = start_in_pane(&tmux, &dir, "attach", &attach_command(&console));
+    wait_until("the pane is in raw mode", || {
+        tmux.pane_termios("attach").is_raw()
+    });
+    let raw = tmux.pane_termios("attach");
+
+    // The pane's shell goes on with its line once the client stops, and prints the stopped
+    // status (128 + SIGTSTP).
+    send_signal(client.pid, libc::SIGTSTP);
+    tmux.wait_pane("attach", "exit=148");
+    assert_eq!(
+        tmux.pane_termios("attach"),
+        client.termios_before,
+        "the pane's termios while the client is stopped"
+    );
+    let stopped = pane_stty(&tmux, "attach", &dir.path("stty-stopped"));
+    assert_eq!(
+        stopped, client.stty_before,
+        "stty -g while the client is stopped"
+    );
+
+    // A resize while the client is stopped reaches only the shell, the foreground group then.
+    tmux.run(&["resize-window", "-t", "attach", "-x", "90", "-y", "20"]);
+    tmux.type_line("attach", "fg; echo \"exit=$?\"");
+    wait_until("the pane is raw again after fg", || {
+        tmux.pane_termios("attach") == raw
+    });
+    wait_until(
+        "the console has the size the window got while stopped",
+        || console.size() == (20, 90),
+    );
+    tmux.type_line("attach", "typed after fg");
+    console.wait_for(b"typed after fg\r");
+    console.write(b"shown after fg\r\n");
+    tmux.wait_pane("attach", "shown after fg");
+    tmux.run(&["send-keys", "-t", "attach", "-H", "1d"]);
+    assert_restored(&tmux, &dir, &client, "0");
 }
