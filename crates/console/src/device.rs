@@ -225,6 +225,30 @@ impl Console {
         self.pending_tx = None;
     }
 
+    /// Gives the backend's terminal back before the process stops for job control, restoring
+    /// its original settings. A failure is logged, because the process stops either way.
+    pub fn suspend(&mut self) {
+        if let Err(err) = self.backend.suspend() {
+            warn_limited!(
+                self.warnings,
+                "console: failed to restore the terminal before stopping: {err}"
+            );
+        }
+    }
+
+    /// Takes the backend's terminal again after the process continues, and reads its size,
+    /// because a resize while the process was stopped reached no one. Call it on SIGCONT; a
+    /// second call changes nothing.
+    pub fn resume(&mut self) {
+        if let Err(err) = self.backend.resume() {
+            warn_limited!(
+                self.warnings,
+                "console: failed to put the terminal back in raw mode: {err}"
+            );
+        }
+        self.refresh_size();
+    }
+
     /// Last known terminal size; 0x0 until the backend has reported one.
     pub fn size(&self) -> WindowSize {
         self.size
@@ -306,5 +330,82 @@ impl Console {
             self.warnings,
             "console: queue {queue} failed ({err}); the device needs a reset"
         );
+    }
+}
+
+#[cfg(test)]
+mod suspend_tests {
+    use super::*;
+    use std::io;
+    use std::os::fd::BorrowedFd;
+    use std::sync::{Arc, Mutex};
+
+    use crate::backend::Source;
+
+    /// What the backend below has seen: its calls in order, and the size it reports.
+    #[derive(Default)]
+    struct Record {
+        calls: Vec<&'static str>,
+        size: WindowSize,
+    }
+
+    /// A backend on a terminal that records suspend and resume calls.
+    struct RecordingBackend(Arc<Mutex<Record>>);
+
+    impl Backend for RecordingBackend {
+        fn has_size(&self) -> bool {
+            true
+        }
+
+        fn window_size(&self) -> io::Result<WindowSize> {
+            Ok(self.0.lock().unwrap().size)
+        }
+
+        fn fd(&self, _source: Source) -> Option<BorrowedFd<'_>> {
+            None
+        }
+
+        fn write_output(&mut self, data: &[u8]) -> io::Result<usize> {
+            Ok(data.len())
+        }
+
+        fn suspend(&mut self) -> io::Result<()> {
+            self.0.lock().unwrap().calls.push("suspend");
+            Ok(())
+        }
+
+        fn resume(&mut self) -> io::Result<()> {
+            self.0.lock().unwrap().calls.push("resume");
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn console_forwards_suspend_and_resume() {
+        let record = Arc::new(Mutex::new(Record {
+            size: WindowSize::new(24, 80),
+            ..Record::default()
+        }));
+        let backend = RecordingBackend(record.clone());
+        let mut console = Console::new(Box::new(backend), Limits::default());
+        console.suspend();
+        assert_eq!(record.lock().unwrap().calls, ["suspend"]);
+        console.resume();
+        assert_eq!(record.lock().unwrap().calls, ["suspend", "resume"]);
+    }
+
+    #[test]
+    fn resume_reads_size_changed_while_stopped() {
+        let record = Arc::new(Mutex::new(Record {
+            size: WindowSize::new(24, 80),
+            ..Record::default()
+        }));
+        let backend = RecordingBackend(record.clone());
+        let mut console = Console::new(Box::new(backend), Limits::default());
+        assert_eq!(console.size(), WindowSize::new(24, 80));
+        console.suspend();
+        record.lock().unwrap().size = WindowSize::new(40, 120);
+        console.resume();
+        assert_eq!(console.size(), WindowSize::new(40, 120));
     }
 }

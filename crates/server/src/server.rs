@@ -9,12 +9,13 @@ use ttyvm_vhost_user::Listener;
 use crate::device::ConsoleDevice;
 use crate::poll::PollSet;
 use crate::session::{Session, SessionEnd};
-use crate::signals::{signal_name, StopSignals};
+use crate::signals::{stop_self, SignalEvent, SignalName, StopSignals};
 
 /// Why the server stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
-    /// A stop signal arrived.
+    /// A stop signal arrived, with its number: any signal whose default action ends the
+    /// process, but for SIGIO, SIGPIPE and the fault signals.
     Signal(libc::c_int),
     /// The frontend disconnected and `--once` was given.
     Once,
@@ -107,11 +108,27 @@ impl Server {
     }
 
     fn take_signal(&mut self) -> std::io::Result<Option<Stop>> {
-        let Some(signal) = self.signals.take()? else {
-            return Ok(None);
-        };
-        info!("server: stopping on {}", signal_name(signal));
-        Ok(Some(Stop::Signal(signal)))
+        match self.signals.take()? {
+            None => {}
+            Some(SignalEvent::Stop(signal)) => {
+                info!("server: stopping on {}", SignalName(signal));
+                return Ok(Some(Stop::Signal(signal)));
+            }
+            Some(SignalEvent::Suspend) => self.suspend(),
+            Some(SignalEvent::Resume) => self.console.resume(),
+        }
+        Ok(None)
+    }
+
+    /// Gives the console's terminal back and stops for job control, then takes the terminal
+    /// again. The console is resumed here as well as on the SIGCONT that ends the stop, because
+    /// the kernel discards the stop in an orphaned process group and the process runs on at once.
+    fn suspend(&mut self) {
+        info!("server: suspending on SIGTSTP");
+        self.console.suspend();
+        stop_self();
+        info!("server: resumed after SIGTSTP");
+        self.console.resume();
     }
 
     fn accept(&mut self) {

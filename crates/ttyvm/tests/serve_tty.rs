@@ -6,6 +6,9 @@
 #[path = "common/serve.rs"]
 mod serve_common;
 
+use std::fs::OpenOptions;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,6 +16,7 @@ use serve_common::{
     boot, one_guest_at_a_time, path_str, socket_exists, SocketDir, BOOT_TIMEOUT, REPLY_TIMEOUT,
     SERVER_TIMEOUT, TTYVM,
 };
+use ttyvm_term::Termios;
 use ttyvm_testkit::{check, Captured, Run, Tmux, WindowSize};
 
 /// The tmux session, and the pane the server runs in.
@@ -123,11 +127,46 @@ impl PaneServer {
 
     /// Waits for the pane's shell to finish after the server, and returns the exit status.
     fn await_exit(&self, sources: &[&dyn Captured]) -> String {
+        self.await_status("pane-done-2", sources)
+    }
+
+    /// Waits until the pane shows `marker`, which the shell prints after it has written the
+    /// status and `stty -g` files, and returns the status.
+    fn await_status(&self, marker: &str, sources: &[&dyn Captured]) -> String {
         check(
-            self.tmux.wait_for_text(PANE, "pane-done-2", SERVER_TIMEOUT),
+            self.tmux.wait_for_text(PANE, marker, SERVER_TIMEOUT),
             sources,
         );
         read(&self.status).trim().to_string()
+    }
+
+    /// Reads the termios of the pane's terminal, as any process on that terminal sees it.
+    fn pane_termios(&self) -> Termios {
+        let tty = self
+            .tmux
+            .run(&["display-message", "-p", "-t", PANE, "#{pane_tty}"]);
+        let tty = check(tty, &[self]);
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(tty.trim())
+            .unwrap_or_else(|error| panic!("opening the pane's tty {tty:?} failed: {error}"));
+        Termios::get(file.as_fd()).expect("tcgetattr on the pane's tty failed")
+    }
+
+    /// Waits until the pane's termios is `expected`.
+    fn await_termios(&self, expected: Termios, what: &str) {
+        let deadline = Instant::now() + SERVER_TIMEOUT;
+        while self.pane_termios() != expected {
+            if Instant::now() >= deadline {
+                let error = format!(
+                    "the pane's termios is not {what} within {SERVER_TIMEOUT:?}: {:?}",
+                    self.pane_termios()
+                );
+                check::<(), _>(Err(error), &[self]);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Asserts that `stty -g` after the server equals `stty -g` before it.
@@ -252,4 +291,72 @@ fn tty_console_restores_termios_on_sigint() {
 #[test]
 fn tty_console_restores_termios_on_sighup() {
     tty_server_stops_on(libc::SIGHUP, "SIGHUP");
+}
+
+#[test]
+fn tty_console_restores_termios_on_other_exit_signals() {
+    for (signal, name) in [
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGALRM, "SIGALRM"),
+    ] {
+        tty_server_stops_on(signal, name);
+    }
+}
+
+#[test]
+fn tty_console_hands_terminal_back_on_sigtstp() {
+    let _serial = one_guest_at_a_time();
+    let pane = PaneServer::start(WindowSize { rows: 24, cols: 80 });
+    let mut uml = boot(&pane.dir.socket, Run::Shell, &pane);
+    let sources: [&dyn Captured; 2] = [&pane, &uml];
+    check(
+        pane.tmux
+            .wait_for_text(PANE, "TTYVM-READY shell", BOOT_TIMEOUT),
+        &sources,
+    );
+    check(
+        pane.tmux.wait_for_text(PANE, "guest#", REPLY_TIMEOUT),
+        &sources,
+    );
+    pane.await_guest_size(&sources);
+    let raw = pane.pane_termios();
+    assert_eq!(raw.as_libc().c_lflag & libc::ICANON, 0, "the pane is raw");
+
+    // The pane's shell goes on with its line once the server stops, so it writes the stopped
+    // status and `stty -g` of the terminal while the server is stopped.
+    pane.signal(libc::SIGTSTP);
+    assert_eq!(
+        pane.await_status("pane-done-2", &sources),
+        "148",
+        "the shell's status for the stopped server"
+    );
+    pane.assert_termios_restored();
+    let stopped = read(&pane.after);
+
+    // A resize while the server is stopped reaches only the shell, the foreground group then.
+    let resized = WindowSize { rows: 30, cols: 90 };
+    check(pane.tmux.resize_window(PANE, resized), &sources);
+    pane.type_line(
+        &format!(
+            "fg; echo $? > {status}; stty -g > {after}; echo fg-done-$((1+1))",
+            status = path_str(&pane.status),
+            after = path_str(&pane.after),
+        ),
+        &sources,
+    );
+    pane.await_termios(raw, "raw again after fg");
+    // Typed into the pane and echoed back by the guest, at the size the window has now.
+    pane.await_guest_size(&sources);
+
+    pane.type_line("poweroff -f", &sources);
+    let status = check(uml.wait_timeout(BOOT_TIMEOUT), &[&pane, &uml]);
+    assert_eq!(status.code(), Some(0), "UML exit status after poweroff -f");
+    assert_eq!(
+        pane.await_status("fg-done-2", &[&pane, &uml]),
+        "0",
+        "the server's exit status after fg"
+    );
+    pane.assert_termios_restored();
+    assert_eq!(read(&pane.after), stopped, "stty -g after the server");
 }

@@ -81,6 +81,18 @@ pub trait Backend: Send {
         Ok(())
     }
 
+    /// Gives the terminal back before the process stops for job control: a backend on the
+    /// user's terminal puts back its original settings. The default does nothing.
+    fn suspend(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Takes the terminal again after the process continues: a backend on the user's terminal
+    /// applies raw mode again, from the settings it saved at start. The default does nothing.
+    fn resume(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Returns whether a reader is attached to the output. Only a pty without a client returns false;
     /// the device then keeps the most recent output and drops older bytes.
     fn is_attached(&mut self) -> bool {

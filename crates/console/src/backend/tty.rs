@@ -118,4 +118,14 @@ impl Backend for TtyBackend {
     fn drain_resize(&mut self) -> io::Result<bool> {
         self.listener.drain()
     }
+
+    fn suspend(&mut self) -> io::Result<()> {
+        self.raw_mode.restorer().restore()
+    }
+
+    fn resume(&mut self) -> io::Result<()> {
+        // The same fd 0 that raw mode was enabled on, with the settings saved then.
+        let raw = self.raw_mode.restorer().original().raw();
+        raw.set(io::stdin().as_fd())
+    }
 }
