@@ -330,6 +330,21 @@ fn public_binary(dir: &TempDir) -> PathBuf {
     path
 }
 
+/// Runs a command whose binary was just written. Another test thread that forks while the copy's
+/// write fd is open holds that fd until its exec, and exec of the copy meanwhile fails with
+/// ETXTBSY, so that error alone is retried.
+fn output_of_fresh_binary(command: &mut Command) -> std::process::Output {
+    for _ in 0..50 {
+        match command.output() {
+            Err(err) if err.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => return result.unwrap(),
+        }
+    }
+    panic!("the copied binary stayed busy (ETXTBSY) for a second");
+}
+
 const ADVICE: &str = "Give the pty path that `ttyvm serve --console pty` printed after \
                       `console:`, such as /dev/pts/3.";
 
@@ -391,14 +406,13 @@ fn run_failing_as_nobody(dir: &TempDir, path: &Path) -> String {
     let user = TestPty::open();
     let before = user.termios();
     let mut command = Command::new(public_binary(dir));
-    let output = command
+    command
         .arg("attach")
         .arg(path)
         .stdin(Stdio::from(user.subsidiary()))
         .uid(NOBODY)
-        .gid(NOBODY)
-        .output()
-        .unwrap();
+        .gid(NOBODY);
+    let output = output_of_fresh_binary(&mut command);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(output.stdout, b"");
     assert_eq!(user.termios(), before, "the terminal's settings changed");
