@@ -11,7 +11,7 @@ use crate::poll::PollSet;
 use crate::session::{Session, SessionEnd};
 use crate::signals::{stop_self, SignalEvent, SignalName, StopSignals};
 
-/// Why the server stopped.
+/// The reason the server stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     /// A stop signal arrived, with its number: any signal whose default action ends the
@@ -21,7 +21,7 @@ pub enum Stop {
     Once,
 }
 
-/// What a ready fd is for.
+/// The purpose of a ready fd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
     Signals,

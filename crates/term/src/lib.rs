@@ -5,6 +5,7 @@
 //! Everything here is a thin, checked wrapper over one or two libc calls on a caller's fd.
 
 mod pty;
+pub mod signals;
 mod termios;
 mod winsize;
 
