@@ -1,6 +1,6 @@
 //! Terminal primitives shared by the resize listener, the console backends and the attach client:
 //! the window size (TIOCGWINSZ and TIOCSWINSZ), raw mode that restores the exact original termios,
-//! and pty pairs.
+//! pty pairs, and the signals of programs that take over a terminal ([`signals`]).
 //!
 //! Everything here is a thin, checked wrapper over one or two libc calls on a caller's fd.
 
