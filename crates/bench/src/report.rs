@@ -218,9 +218,10 @@ const PTY_STALL: &str = "### Why UML's con0 stalls on a pty\n\n\
     above). So UML waits for a write-space SIGIO that the pty did not send. By our reading of \
     drivers/tty/n_tty.c and pty.c (read, not traced), n_tty sends that SIGIO only from its \
     write-wakeup, which runs when the pty's reader reads; a write that fails after the \
-    reader has drained the pty gets no wake-up. Host to guest, UML stops reading while the bench's writes wait on a full pty, and \
-    a SIGIO by hand does not start it again; the bench did not find the cause of that one in \
-    UML's code. A pipe or a socket signals both readable data and write space with SIGIO on \
+    reader has drained the pty gets no wake-up. Host to guest, con0 on a pty reads slowly and sometimes stops: the \
+    run recorded before this one (commit 1b368b6) saw all three runs stop after 15 to 29 MiB \
+    with the bench's writes waiting on a full pty, and in a test by hand a SIGIO did not \
+    start such a stop again. The cause of that stop was not found in UML's code. A pipe or a socket signals both readable data and write space with SIGIO on \
     every read and write, so the socketpair rows are the anchor for throughput; the pty rows \
     stay to show what a user of `con0=fd:0,fd:1` on a terminal meets.\n\n";
 

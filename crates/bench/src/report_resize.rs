@@ -214,14 +214,20 @@ const TAIL_FINDINGS: &str = "Linux's virtio_console sends hvc output with __send
     queued on the CPU where UML spins, it waits until the scheduler preempts UML, which takes \
     milliseconds, and the resize waits with it. In the scheduler tables this shows as slow \
     resizes of ours whose server run-queue wait and UML CPU time both come close to the \
-    latency, while the server's own CPU time stays what it is in the median resize. With UML \
-    and the server on separate CPUs that kind of wait goes away; what is left there is other \
-    work on the server's CPU, or slow resizes in which no watched task waited or ran: every \
-    process slept, so the time went to a timer inside the guest (this UML kernel runs at \
-    HZ=100) or to something the bench does not watch. The size line crosses the ring in two \
-    pieces (`size ROWS COLS`, then `\\r\\n` from the guest tty's output processing, as an \
-    strace of the server shows), so each resize holds two such spins. UML's con0 writes the \
-    line to its host descriptor with a plain write() and has no wait of this kind.\n\n\
+    latency, while the server's own CPU time stays what it is in the median resize. Other \
+    slow resizes of ours show neither: no watched task waited or ran for most of the latency, \
+    so every process slept (this UML kernel runs at HZ=100), and the bench does not see which \
+    sleep it was. Binding UML and the server to separate CPUs tests whether a kind of tail \
+    comes from the two sharing a CPU: compare the rows quiet and on separate CPUs above. The \
+    size line crosses the ring in two pieces (`size ROWS COLS`, then `\\r\\n` from the guest \
+    tty's output processing, as an strace of the server shows), so each resize holds two such \
+    spins. UML's con0 writes the line to its host descriptor with a plain write() and has no \
+    wait of this kind.\n\n\
+    Under load the busy threads also take the CPU the server would run on, and the server \
+    waits behind them: see the run-queue wait of the slowest resizes under load. The run \
+    recorded before this one (commit 1b368b6), made while other test runs shared the two \
+    CPUs, read 3.977 ms at the 90th and 11.872 ms at the 99th percentile for ttyvm against \
+    0.170 ms and 0.610 ms for the anchor.\n\n\
     The server's own share is small: its CPU time per resize is in the tables, the host-side \
     section below measures TIOCSWINSZ to the config-change message, and on the transmit side \
     the server returns each chain to the used ring as soon as it has copied the bytes, before \
