@@ -209,21 +209,22 @@ fn throughput_section(out: &mut String, results: &Results, rows: &[ThroughputRes
 /// The findings about the stalls of con0 on a pty.
 const PTY_STALL: &str = "### Why UML's con0 stalls on a pty\n\n\
     UML's line driver (arch/um/drivers/line.c, chan_kern.c) keeps its host descriptor \
-    nonblocking with O_ASYNC set (flags 024002 in /proc/PID/fdinfo during a stall) and acts \
-    on it only when a SIGIO arrives. Output that the descriptor does not take stays in a 4 KiB \
-    ring that only the write interrupt flushes, and that interrupt runs on a SIGIO; input is \
-    read one byte per read() call from the read interrupt. Guest to host, when a run stalls, \
-    the pty's main side holds nothing to read (FIONREAD 0), so the bench's reader is not \
-    behind; a SIGIO sent to UML by hand moves the stream on (the kick count in each failure \
-    above). So UML waits for a write-space SIGIO that the pty did not send. By our reading of \
-    drivers/tty/n_tty.c and pty.c (read, not traced), n_tty sends that SIGIO only from its \
-    write-wakeup, which runs when the pty's reader reads; a write that fails after the \
-    reader has drained the pty gets no wake-up. Host to guest, con0 on a pty reads slowly and sometimes stops: the \
-    run recorded before this one (commit 1b368b6) saw all three runs stop after 15 to 29 MiB \
-    with the bench's writes waiting on a full pty, and in a test by hand a SIGIO did not \
-    start such a stop again. The cause of that stop was not found in UML's code. A pipe or a socket signals both readable data and write space with SIGIO on \
-    every read and write, so the socketpair rows are the anchor for throughput; the pty rows \
-    stay to show what a user of `con0=fd:0,fd:1` on a terminal meets.\n\n";
+    nonblocking with O_ASYNC set (flags 024002 in /proc/PID/fdinfo during a stall, seen by hand) \
+    and acts on it only when a SIGIO arrives. Output that the descriptor does not take stays in \
+    a 4 KiB ring that only the write interrupt flushes, and that interrupt runs on a SIGIO; \
+    input is read one byte per read() call from the read interrupt. Guest to host, when a run \
+    stalls, the pty's main side holds nothing to read (FIONREAD 0 in a test by hand), so the \
+    bench's reader is not behind; a SIGIO sent to UML by hand moves the stream on (the kick \
+    count in each failure above). So UML waits for a write-space SIGIO that the pty did not \
+    send. By our reading of drivers/tty/n_tty.c and pty.c (read, not traced), n_tty sends that \
+    SIGIO only from its write-wakeup, which runs when the pty's reader reads; a write that fails \
+    after the reader has drained the pty gets no wake-up. Host to guest, con0 on a pty reads \
+    slowly and sometimes stops: the run recorded before this one (commit 1b368b6) saw all three \
+    runs stop after 15 to 29 MiB with the bench's writes waiting on a full pty, and in a test by \
+    hand a SIGIO did not start such a stop again. The cause of that stop was not found in UML's \
+    code. A pipe or a socket signals both readable data and write space with SIGIO on every read \
+    and write, so the socketpair rows are the anchor for throughput; the pty rows stay to show \
+    what a user of `con0=fd:0,fd:1` on a terminal meets.\n\n";
 
 fn anchor_label(kind: ConsoleKind) -> &'static str {
     match kind {

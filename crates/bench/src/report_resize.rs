@@ -137,8 +137,8 @@ fn resize_sched_table(out: &mut String, resize: &ResizeResult) {
         out,
         "Where the time goes, by the scheduler's account: /proc/PID/task/*/schedstat of the \
          server with its helper, of UML's kernel process with its threads and children (the \
-         guest's processes), and of the bench's own thread that resizes and reads, read just before TIOCSWINSZ and just after the size line \
-         arrived. Run-queue wait is time a task was runnable but had no CPU. \"Slowest 10%\" \
+         guest's processes), and of the bench's own thread that resizes and reads, read just \
+         before TIOCSWINSZ and just after the size line arrived. Run-queue wait is time a task was runnable but had no CPU. \"Slowest 10%\" \
          are the resizes at or above that console's 90th percentile, \"slowest 1%\" those at \
          or above its 99th. Medians per resize; the anchor has no server. \
          Load average (1, 5, 15 min) before the first boot: {}; after the last resize: {}.\n",
