@@ -458,7 +458,11 @@ fn get_features(socket: &Path) -> bool {
     stream.write_all(&header).unwrap();
     // A reply is a 12-byte header and the 8-byte feature mask.
     let mut reply = [0u8; 20];
-    stream.read_exact(&mut reply).is_ok()
+    let replied = stream.read_exact(&mut reply).is_ok();
+    // Shut down rather than only close: a child that another test thread forks at this moment
+    // holds a copy of the fd until its exec, and the connection would outlive the close.
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    replied
 }
 
 #[test]
