@@ -44,6 +44,18 @@ fn field(status: &str, name: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Reads `/proc/PID/task/TASK/FILE`, or returns `None` when the task exited after it was
+/// listed, which a thread may do at any moment.
+fn read_task(pid: u32, task: &str, file: &str) -> Result<Option<String>, BenchError> {
+    let path = PathBuf::from(format!("/proc/{pid}/task/{task}/{file}"));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(None),
+        Err(err) => Err(BenchError::io(format!("reading {}", path.display()))(err)),
+    }
+}
+
 fn task_ids(pid: u32) -> Result<Vec<String>, BenchError> {
     let dir = PathBuf::from(format!("/proc/{pid}/task"));
     let entries =
@@ -58,7 +70,9 @@ fn task_ids(pid: u32) -> Result<Vec<String>, BenchError> {
 pub fn switches(pid: u32) -> Result<Switches, BenchError> {
     let mut total = Switches::default();
     for task in task_ids(pid)? {
-        let status = read(PathBuf::from(format!("/proc/{pid}/task/{task}/status")))?;
+        let Some(status) = read_task(pid, &task, "status")? else {
+            continue;
+        };
         total.voluntary += field(&status, "voluntary_ctxt_switches").unwrap_or(0);
         total.involuntary += field(&status, "nonvoluntary_ctxt_switches").unwrap_or(0);
     }
@@ -69,7 +83,9 @@ pub fn switches(pid: u32) -> Result<Switches, BenchError> {
 pub fn children(pid: u32) -> Result<Vec<u32>, BenchError> {
     let mut children = Vec::new();
     for task in task_ids(pid)? {
-        let text = read(PathBuf::from(format!("/proc/{pid}/task/{task}/children")))?;
+        let Some(text) = read_task(pid, &task, "children")? else {
+            continue;
+        };
         children.extend(
             text.split_whitespace()
                 .filter_map(|word| word.parse::<u32>().ok()),
@@ -122,7 +138,9 @@ pub fn sched(pids: &[u32]) -> Result<Sched, BenchError> {
     let mut total = Sched::default();
     for &pid in pids {
         for task in task_ids(pid)? {
-            let text = read(PathBuf::from(format!("/proc/{pid}/task/{task}/schedstat")))?;
+            let Some(text) = read_task(pid, &task, "schedstat")? else {
+                continue;
+            };
             let mut words = text.split_whitespace().map(|word| word.parse::<u64>().ok());
             total.cpu_ns += words.next().flatten().unwrap_or(0);
             total.wait_ns += words.next().flatten().unwrap_or(0);
