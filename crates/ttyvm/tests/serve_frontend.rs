@@ -86,7 +86,7 @@ fn closed_within(stream: &UnixStream, timeout: Duration) -> bool {
 fn truncated_guest_memory_drops_connection() {
     let dir = SocketDir::new();
     let socket = dir.join("console.sock");
-    let mut server = listening_server(&socket, "null", &["-v"]);
+    let mut server = listening_server(&socket, "null", &["-vv"]);
     let stream = UnixStream::connect(&socket).unwrap();
     let mut frontend = Frontend::from_stream(stream.try_clone().unwrap(), 2);
     frontend.set_owner().unwrap();
@@ -94,6 +94,9 @@ fn truncated_guest_memory_drops_connection() {
     frontend.set_features(features).unwrap();
     let memory = memfd(MEMORY_SIZE);
     let eventfds = setup_rings(&mut frontend, &memory);
+    // The setup requests take no reply; the server serves requests in order, so the reply to
+    // this one means it has mapped the memory and set up the rings.
+    frontend.get_features().unwrap();
 
     // The rings now lie in pages the file no longer has; the kick makes the server read them.
     memory.set_len(0).unwrap();
@@ -101,7 +104,8 @@ fn truncated_guest_memory_drops_connection() {
 
     assert!(
         closed_within(&stream, Duration::from_secs(5)),
-        "the server kept the connection whose memory was truncated"
+        "the server kept the connection whose memory was truncated; its log:\n{}",
+        server.stderr()
     );
     assert!(
         server.wait_timeout(Duration::from_millis(300)).is_err(),
