@@ -232,7 +232,11 @@ mod tests {
 
     /// The four kinds of fd that poll(2) reports ready although no kick ever arrives.
     fn never_kicking_fds() -> Vec<(&'static str, File)> {
-        let dir = std::env::temp_dir().join(format!("ttyvm-vring-kick-{}", std::process::id()));
+        // Tests run in parallel threads, so each call gets a folder of its own.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("ttyvm-vring-kick-{}-{call}", std::process::id());
+        let dir = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&dir).expect("create temp folder");
         let regular = std::fs::OpenOptions::new()
             .read(true)
