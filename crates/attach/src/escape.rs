@@ -15,10 +15,31 @@ pub enum EscapeError {
     /// The text is not `^` followed by one of `@`, a letter, `[`, `\`, `]`, `^`, `_` or `?`.
     #[error(
         "invalid escape character {0:?}: write it in caret notation, `^` followed by one of \
-         @ A-Z [ \\ ] ^ _ ?, such as ^] or ^A"
+         @ A-Z \\ ] ^ _ ?, such as ^] or ^A"
     )]
     Invalid(String),
+    /// The key is one the terminal itself sends in ordinary use, so it would detach at once.
+    #[error(
+        "escape character {text} cannot be used: {reason}, so it would detach at once; choose \
+         another, such as ^]"
+    )]
+    Reserved {
+        /// The key as the user wrote it.
+        text: String,
+        /// What the terminal sends the key for.
+        reason: &'static str,
+    },
 }
+
+/// Keys the user's terminal sends on its own: ESC starts the sequences of arrow and function
+/// keys and of terminal replies such as a cursor position report, and Enter sends CR in raw mode.
+const RESERVED: [(u8, &str); 2] = [
+    (
+        0x1b,
+        "^[ is ESC, which begins every arrow key and terminal reply",
+    ),
+    (0x0d, "^M is CR, which the Enter key sends"),
+];
 
 impl EscapeChar {
     /// Parses caret notation: `^@` is NUL, `^A` (or `^a`) to `^Z` are 0x01 to 0x1a, `^[`, `^\`,
@@ -28,11 +49,18 @@ impl EscapeChar {
         let &[b'^', key] = text.as_bytes() else {
             return Err(invalid());
         };
-        match key.to_ascii_uppercase() {
-            b'?' => Ok(EscapeChar(0x7f)),
-            upper @ b'@'..=b'_' => Ok(EscapeChar(upper & 0x1f)),
-            _ => Err(invalid()),
+        let byte = match key.to_ascii_uppercase() {
+            b'?' => 0x7f,
+            upper @ b'@'..=b'_' => upper & 0x1f,
+            _ => return Err(invalid()),
+        };
+        if let Some(&(_, reason)) = RESERVED.iter().find(|&&(reserved, _)| reserved == byte) {
+            return Err(EscapeError::Reserved {
+                text: text.to_owned(),
+                reason,
+            });
         }
+        Ok(EscapeChar(byte))
     }
 
     /// Returns the byte the terminal sends for this key.
@@ -62,7 +90,6 @@ mod tests {
             ("^a", 0x01),
             ("^Z", 0x1a),
             ("^z", 0x1a),
-            ("^[", 0x1b),
             ("^\\", 0x1c),
             ("^^", 0x1e),
             ("^_", 0x1f),
@@ -91,13 +118,27 @@ mod tests {
     }
 
     #[test]
+    fn parse_rejects_keys_the_terminal_sends() {
+        for text in ["^[", "^M", "^m"] {
+            let err = EscapeChar::parse(text).unwrap_err();
+            assert!(
+                matches!(err, EscapeError::Reserved { .. }),
+                "{text}: {err:?}"
+            );
+            assert!(err.to_string().contains("would detach at once"), "{err}");
+        }
+    }
+
+    #[test]
     fn parse_rejects_raw_control_byte() {
         assert!(EscapeChar::parse("\u{1d}").is_err());
     }
 
     #[test]
     fn display_round_trips() {
-        for byte in (0x00..=0x1f).chain([0x7f]) {
+        let usable =
+            (0x00..=0x1f).filter(|byte| RESERVED.iter().all(|&(reserved, _)| reserved != *byte));
+        for byte in usable.chain([0x7f]) {
             let escape = EscapeChar(byte);
             assert_eq!(EscapeChar::parse(&escape.to_string()), Ok(escape));
         }

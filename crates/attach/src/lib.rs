@@ -44,7 +44,8 @@ pub struct AttachArgs {
     /// sends that input and then goes on relaying the console's output until the console closes,
     /// the escape character arrives or a signal such as SIGTERM stops it.
     pub pty: PathBuf,
-    /// Key that detaches, in caret notation: ^] (the default), ^A, ^@, ^? and so on.
+    /// Key that detaches, in caret notation: ^] (the default), ^A, ^@, ^? and so on. ^[ (ESC)
+    /// and ^M (Enter) are rejected, because the terminal sends them in ordinary use.
     #[arg(
         short = 'e',
         long = "escape",

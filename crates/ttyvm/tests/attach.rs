@@ -462,10 +462,32 @@ fn invalid_escape_fails_cleanly() {
         let stderr = run_failing(&dir, &["-e", bad, path], None);
         let expected = format!(
             "ttyvm attach: invalid escape character {bad:?}: write it in caret notation, `^` \
-             followed by one of @ A-Z [ \\ ] ^ _ ?, such as ^] or ^A\n"
+             followed by one of @ A-Z \\ ] ^ _ ?, such as ^] or ^A\n"
         );
         assert_eq!(stderr, expected);
         assert_eq!(console.termios(), before, "the console's settings changed");
+    }
+}
+
+#[test]
+fn escape_the_terminal_sends_is_rejected() {
+    let dir = TempDir::new();
+    let console = TestPty::open();
+    let path = console.path.to_str().unwrap();
+    let cases = [
+        (
+            "^[",
+            "^[ is ESC, which begins every arrow key and terminal reply",
+        ),
+        ("^M", "^M is CR, which the Enter key sends"),
+    ];
+    for (key, reason) in cases {
+        let stderr = run_failing(&dir, &["-e", key, path], None);
+        let expected = format!(
+            "ttyvm attach: escape character {key} cannot be used: {reason}, so it would detach \
+             at once; choose another, such as ^]\n"
+        );
+        assert_eq!(stderr, expected);
     }
 }
 
