@@ -46,7 +46,9 @@
 //! **Reaping.** The helper has exit signal 0, so it sends the caller no SIGCHLD and a caller's
 //! `waitpid(-1, ..)` does not reap it. Drop sends SIGKILL through the pidfd (which also ends a
 //! stopped helper) and reaps with `waitid(P_PIDFD, .., WEXITED | __WALL)`. The caller's SIGCHLD
-//! disposition is never touched.
+//! disposition is never touched. Only the process that spawned the listener does this: in a
+//! child forked from it, dropping the listener closes that child's fds and leaves the helper
+//! running.
 //!
 //! **Readiness.** Setup failures travel back through the pipe as a step code and an errno, and
 //! [`ResizeListener::spawn`] returns only after that message: either the helper is the

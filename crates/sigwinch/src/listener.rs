@@ -1,6 +1,7 @@
 //! The public listener handle: the pipe's read end plus ownership of the helper.
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::process::HelperProcess;
@@ -13,11 +14,19 @@ use crate::{CloneSyscall, FdCloseMethod, ListenerOptions, SpawnError};
 /// Its fd (see [`AsFd`]) is the read end of the notification pipe: non-blocking, close-on-exec,
 /// readable while a notification is pending, and fit for poll or epoll. Dropping the listener
 /// kills and reaps the helper.
+///
+/// Only the process that spawned the listener owns the helper. A child it forks without exec
+/// holds a copy of the listener; dropping that copy closes the child's own fds (the read end and
+/// the pidfd) and nothing else, so the helper keeps serving the spawning process. That path makes
+/// only getpid and close, and is safe between fork and `_exit`.
 #[derive(Debug)]
 pub struct ResizeListener {
     read: OwnedFd,
     process: HelperProcess,
-    stack: Stack,
+    /// Unmapped in Drop, by the spawning process only, once the helper is reaped.
+    stack: ManuallyDrop<Stack>,
+    /// The pid of the process that spawned the helper (getpid at spawn).
+    owner: libc::pid_t,
     clone_syscall: CloneSyscall,
     fd_close_method: FdCloseMethod,
     joined_caller_group: bool,
@@ -47,7 +56,8 @@ impl ResizeListener {
         Ok(ResizeListener {
             read,
             process,
-            stack,
+            stack: ManuallyDrop::new(stack),
+            owner: current_pid(),
             clone_syscall,
             fd_close_method,
             joined_caller_group,
@@ -161,17 +171,34 @@ impl AsRawFd for ResizeListener {
 
 impl Drop for ResizeListener {
     fn drop(&mut self) {
-        // SIGKILL ends the helper even while it is stopped, so the wait cannot hang. The stack
-        // field is unmapped after this body, once the helper is reaped.
-        if let Err(err) = self.process.kill_and_reap() {
-            log_reap_failure(self.process.pid, &err);
+        // Async-signal-safe up to the return below: a forked child may drop its copy right
+        // before `_exit`. The fields' own drops then close only this process's fds, and the
+        // stack mapping, this process's copy of it, stays mapped until the process ends.
+        if current_pid() != self.owner {
+            return;
         }
+        // SIGKILL ends the helper even while it is stopped, so the wait cannot hang.
+        match self.process.kill_and_reap() {
+            Ok(_) => {}
+            // ECHILD: someone else reaped the helper with __WALL, so nothing is left to do.
+            Err(err) if err.raw_os_error() == Some(libc::ECHILD) => {}
+            Err(err) => {
+                // The helper may still run on its stack, so the mapping is left in place.
+                log::warn!(
+                    "listener: reaping resize helper {} failed, its stack stays mapped: {err}",
+                    self.process.pid
+                );
+                return;
+            }
+        }
+        // SAFETY: the stack is dropped only here, once, after the helper that ran on it has
+        // been reaped, so nothing runs on it any more.
+        unsafe { ManuallyDrop::drop(&mut self.stack) };
     }
 }
 
-fn log_reap_failure(pid: libc::pid_t, err: &io::Error) {
-    // ECHILD: someone else reaped the helper with __WALL, so nothing is left to do.
-    if err.raw_os_error() != Some(libc::ECHILD) {
-        log::warn!("listener: reaping resize helper {pid} failed: {err}");
-    }
+/// The calling process's pid. glibc 2.25 and later do not cache it, so a forked child gets its own.
+fn current_pid() -> libc::pid_t {
+    // SAFETY: getpid takes no arguments and cannot fail.
+    unsafe { libc::getpid() }
 }
