@@ -26,7 +26,7 @@ pub enum EscapeError {
     Reserved {
         /// The key as the user wrote it.
         text: String,
-        /// What the terminal sends the key for.
+        /// The terminal's own use of the key.
         reason: &'static str,
     },
 }

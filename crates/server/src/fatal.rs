@@ -1,5 +1,6 @@
 //! Puts the user's terminal back before the server dies of a panic or a fatal signal, so that a
-//! crash in tty mode never leaves the terminal raw.
+//! crash in tty mode does not leave the terminal raw. SIGKILL, which no process can catch, still
+//! does.
 //!
 //! The signal handler is async-signal-safe: it calls only tcsetattr, through
 //! [`Restorer::restore`], and sigaction, and hands the signal on to the handler found before it
@@ -91,7 +92,7 @@ fn call_previous(
         // SAFETY: as above; an ignored synchronous fault would only fault again.
         unsafe { libc::signal(signal, libc::SIG_DFL) };
     } else if action.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: SA_SIGINFO says the previous handler has this three-argument type.
+        // SAFETY: SA_SIGINFO means the previous handler has this three-argument type.
         let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
             unsafe { std::mem::transmute(action.sa_sigaction) };
         handler(signal, info, context);

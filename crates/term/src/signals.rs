@@ -1,6 +1,6 @@
-//! Signals for programs that take over the user's terminal: every signal that would end the
-//! process, plus job control, blocked and read through a signalfd, so that the program restores
-//! the terminal in ordinary code (and ordinary destructors) instead of in a signal handler.
+//! Signals for programs that take over the user's terminal. Every signal that would end the
+//! process, and the job-control signals, are blocked and read through a signalfd. The program
+//! then restores the terminal in ordinary code and destructors, not in a signal handler.
 //!
 //! SIGTTIN and SIGTTOU keep their default action: a program that the shell continued in the
 //! background then stops at its first terminal access instead of taking the terminal from the
@@ -108,7 +108,8 @@ fn handled_set(extra: &[libc::c_int]) -> libc::sigset_t {
     let real_time = libc::SIGRTMIN()..=libc::SIGRTMAX();
     let all = job_control.into_iter().chain(exit).chain(real_time);
     for signal in all.chain(extra.iter().copied()) {
-        // SAFETY: sigaddset edits the initialized local set; an invalid number only fails.
+        // SAFETY: sigaddset edits the initialized local set, and rejects an invalid number
+        // with an error instead of writing outside it.
         unsafe { libc::sigaddset(&mut set, signal) };
     }
     set

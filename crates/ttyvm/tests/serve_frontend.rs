@@ -94,8 +94,8 @@ fn truncated_guest_memory_drops_connection() {
     frontend.set_features(features).unwrap();
     let memory = memfd(MEMORY_SIZE);
     let eventfds = setup_rings(&mut frontend, &memory);
-    // The setup requests take no reply; the server serves requests in order, so the reply to
-    // this one means it has mapped the memory and set up the rings.
+    // The setup requests take no reply. The server serves requests in order, so the reply to
+    // this one comes after it has mapped the memory and set up the rings.
     frontend.get_features().unwrap();
 
     // The rings now lie in pages the file no longer has; the kick makes the server read them.

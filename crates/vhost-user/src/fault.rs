@@ -164,7 +164,7 @@ fn pass_on(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::
     match previous {
         Some((handler, flags)) if handler != libc::SIG_DFL && handler != libc::SIG_IGN => {
             if flags & libc::SA_SIGINFO != 0 {
-                // SAFETY: SA_SIGINFO says the previous handler has this three-argument type.
+                // SAFETY: SA_SIGINFO means the previous handler has this three-argument type.
                 let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
                     unsafe { std::mem::transmute(handler) };
                 handler(signal, info, context);
