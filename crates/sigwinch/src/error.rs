@@ -54,6 +54,8 @@ pub enum HelperStep {
     NoNewPrivs = 8,
     /// Installing the seccomp filter.
     InstallSeccomp = 9,
+    /// Setting SIGINT and SIGQUIT to SIG_IGN, in the caller's foreground group.
+    IgnoreTerminalSignals = 10,
 }
 
 impl HelperStep {
@@ -70,6 +72,7 @@ impl HelperStep {
             SetSignalMask,
             NoNewPrivs,
             InstallSeccomp,
+            IgnoreTerminalSignals,
         ]
         .into_iter()
         .find(|step| *step as u32 == code)
@@ -104,6 +107,7 @@ impl fmt::Display for HelperStep {
             HelperStep::SetSignalMask => "rt_sigprocmask",
             HelperStep::NoNewPrivs => "PR_SET_NO_NEW_PRIVS",
             HelperStep::InstallSeccomp => "installing the seccomp filter",
+            HelperStep::IgnoreTerminalSignals => "ignoring SIGINT and SIGQUIT",
         };
         f.write_str(name)
     }

@@ -39,6 +39,9 @@ pub(crate) struct HelperArgs {
     pub new_session: bool,
     /// Whether to reset every signal to SIG_DFL (the fallback path, without CLONE_CLEAR_SIGHAND).
     pub reset_signals: bool,
+    /// Whether to ignore SIGINT and SIGQUIT, which the terminal sends to the foreground group
+    /// that the helper shares with the caller when `new_session` is false.
+    pub ignore_terminal_signals: bool,
     /// The seccomp program to install, or null.
     pub filter: *const seccompiler::sock_filter,
     /// Number of instructions at `filter`.
@@ -96,6 +99,9 @@ fn set_up(args: &HelperArgs) -> StepResult<u32> {
     if args.reset_signals {
         reset_signal_dispositions()?;
     }
+    if args.ignore_terminal_signals {
+        ignore_terminal_signals()?;
+    }
     if args.new_session {
         become_foreground(args.tty)?;
     }
@@ -142,6 +148,28 @@ fn reset_signal_dispositions() -> StepResult<()> {
             )
         };
         check(ret, HelperStep::ResetSignals)?;
+    }
+    Ok(())
+}
+
+/// Sets SIGINT and SIGQUIT to SIG_IGN, so that a Ctrl-C or `Ctrl-\` meant for the caller's
+/// group leaves the helper running. SIG_IGN runs no handler, so it needs no restorer.
+fn ignore_terminal_signals() -> StepResult<()> {
+    let action = KernelSigaction {
+        handler: libc::SIG_IGN,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signal in [libc::SIGINT, libc::SIGQUIT] {
+        // SAFETY: `action` is a live local of the kernel's layout, and no old action is requested.
+        let ret = unsafe {
+            syscall6(
+                libc::SYS_rt_sigaction,
+                [signal as usize, ptr::addr_of!(action) as usize, 0, 8, 0, 0],
+            )
+        };
+        check(ret, HelperStep::IgnoreTerminalSignals)?;
     }
     Ok(())
 }

@@ -38,6 +38,12 @@
 //! unblocked. A handler would need an `SA_RESTORER` trampoline and would show up in the helper's
 //! SigCgt, while a signalfd would be a second fd.
 //!
+//! Where the helper joins the caller's foreground group, the terminal sends it the caller's
+//! SIGINT (Ctrl-C) and SIGQUIT (`Ctrl-\`) too, so the helper sets both to SIG_IGN before any
+//! seccomp filter is installed, and its SigIgn in /proc lists them. SIGHUP keeps its default,
+//! so a hung-up terminal ends the helper, and so does SIGTSTP, so the helper stops and continues
+//! with the group. In its own session the helper changes neither.
+//!
 //! **Parent death.** The write end has `O_ASYNC` with the helper as owner, so the kernel sends
 //! it SIGIO when the last read end closes (or a read frees space). The helper then polls its
 //! write end and exits with exit_group on POLLERR. The read end is close-on-exec, and the helper

@@ -68,6 +68,7 @@ pub(crate) fn spawn(tty: BorrowedFd<'_>, options: &ListenerOptions) -> Result<Sp
         pipe: write.as_raw_fd(),
         new_session: !joined_caller_group,
         reset_signals: false,
+        ignore_terminal_signals: joined_caller_group,
         filter: filter
             .as_ref()
             .map_or(std::ptr::null(), |program| program.as_ptr()),
