@@ -21,9 +21,9 @@
 //! copy would mark every private page of the caller copy-on-write while the helper lives, so a
 //! VMM's later guest-RAM writes would each fault and copy a page. `MADV_DONTFORK` would avoid that
 //! only for regions the caller marks, and a library cannot mark every region of its caller. The
-//! price of sharing memory is discipline: the helper code ([`helper`] module) makes only raw
-//! system calls through inline assembly, never allocates, takes no lock, and never touches
-//! `errno`. The helper runs with the spawning thread's TLS pointer, and glibc's `syscall()`
+//! price of sharing memory is discipline: the helper code (the private `helper` module) makes
+//! only raw system calls through inline assembly, never allocates, takes no lock, and never
+//! touches `errno`. The helper runs with the spawning thread's TLS pointer, and glibc's `syscall()`
 //! wrapper stores failures in that thread's `errno`. The helper's extra memory is the stack pages
 //! it touches (see [`ResizeListener::stack_resident_bytes`]). Its VmRSS in /proc is the caller's,
 //! because the two share one mm. Both clone paths, below, share memory this way.
