@@ -114,9 +114,19 @@ impl fmt::Display for HelperStep {
 }
 
 /// A failure of [`ResizeListener::spawn`](crate::ResizeListener::spawn). Every variant names the
-/// terminal and the step that failed. The caller's process is left as it was.
+/// fd passed in, and those after the fd checks also the step that failed. The caller's process is
+/// left as it was.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
+    /// The fd is not open in the caller (EBADF).
+    #[error("listener: fd {fd} is not open; pass an open tty or a pty's subsidiary side")]
+    NotOpen {
+        /// The fd passed to spawn.
+        fd: RawFd,
+        /// The error of TCGETS, EBADF.
+        #[source]
+        source: io::Error,
+    },
     /// The fd does not refer to a terminal.
     #[error("listener: {tty} is not a terminal; pass a tty or a pty's subsidiary side")]
     NotATerminal {

@@ -56,6 +56,9 @@ pub(crate) fn spawn(tty: BorrowedFd<'_>, options: &ListenerOptions) -> Result<Sp
         }
     };
     if let Err(source) = ttyvm_term::Termios::get(tty) {
+        if source.raw_os_error() == Some(libc::EBADF) {
+            return Err(SpawnError::NotOpen { fd, source });
+        }
         let tty = TtyName::of(fd);
         return Err(SpawnError::NotATerminal { tty, source });
     }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,6 +74,32 @@ fn non_terminal_returns_error() {
     let message = err.to_string();
     assert!(matches!(err, SpawnError::NotATerminal { .. }), "{err:?}");
     assert!(message.contains("/dev/null"), "{message}");
+}
+
+#[test]
+fn closed_fd_returns_not_open() {
+    // An fd number far above what this test process opens, checked to be closed.
+    let fd = 4000;
+    // SAFETY: F_GETFD takes no pointer and only reports whether the fd is open.
+    let ret = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    assert_eq!(ret, -1, "fd {fd} is open in the test process");
+    // SAFETY: spawn only passes the number to tcgetattr, which fails with EBADF on it, and
+    // returns before any other use of it.
+    let closed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let err = ResizeListener::spawn(closed).unwrap_err();
+    let message = err.to_string();
+    eprintln!("spawn on a closed fd: {message}");
+    match &err {
+        SpawnError::NotOpen {
+            fd: reported,
+            source,
+        } => {
+            assert_eq!(*reported, fd);
+            assert_eq!(source.raw_os_error(), Some(libc::EBADF));
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert!(message.contains("fd 4000 is not open"), "{message}");
 }
 
 #[test]
