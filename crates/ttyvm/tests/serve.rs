@@ -11,8 +11,9 @@ mod serve_common;
 use std::time::{Duration, Instant};
 
 use serve_common::{
-    await_stty_size, boot_ready, one_guest_at_a_time, pty_server, shell, socket_exists, stty_size,
-    PtyClient, SocketDir, BOOT_TIMEOUT, PROMPT, REPLY_TIMEOUT, SERVER_TIMEOUT,
+    assert_still_serving, await_stty_size, boot_ready, one_guest_at_a_time, pty_server, shell,
+    socket_exists, stty_size, PtyClient, SocketDir, BOOT_TIMEOUT, PROMPT, REPLY_TIMEOUT,
+    SERVER_TIMEOUT,
 };
 use ttyvm_testkit::{check, checksum, protocol, stream, Run};
 
@@ -218,15 +219,7 @@ fn second_guest_gets_same_pty_and_resizes() {
     // A resize while no guest is connected: the next guest must see it from boot.
     client.resize(33, 101);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        server.wait_timeout(Duration::ZERO).is_err(),
-        "the server exited after the first guest:\n{}",
-        server.stderr()
-    );
-    assert!(
-        socket_exists(&dir.socket),
-        "the socket is gone after the first guest"
-    );
+    assert_still_serving(&mut server, &dir.socket, "after the first guest");
 
     // The client keeps its fd on the same pty; the server prints no second console line.
     let second = boot_ready(&dir.socket, Run::Shell, &server, &mut client);

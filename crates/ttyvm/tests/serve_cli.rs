@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use frontend::RawFrontend;
 use serve_common::{
-    boot, listening_server, one_guest_at_a_time, path_str, pty_server, ready_marker, run_to_exit,
-    shell, socket_exists, PtyClient, SocketDir, BOOT_TIMEOUT, SERVER_TIMEOUT,
+    assert_still_serving, boot, listening_server, one_guest_at_a_time, path_str, pty_server,
+    ready_marker, run_to_exit, shell, socket_exists, PtyClient, SocketDir, BOOT_TIMEOUT,
+    SERVER_TIMEOUT,
 };
 use ttyvm_testkit::{check, Run, Server, Uml};
 
@@ -76,15 +77,7 @@ fn live_socket_error_spares_server() {
 
     // The refused server must leave the live one serving its first guest.
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        first.wait_timeout(Duration::ZERO).is_err(),
-        "the live server stopped:\n{}",
-        first.stderr()
-    );
-    assert!(
-        socket_exists(&dir.socket),
-        "the live server's socket is gone"
-    );
+    assert_still_serving(&mut first, &dir.socket, "after the refused second server");
     let mut client = PtyClient::open(first.console_path());
     let mut uml = boot(&dir.socket, Run::Shell, &first);
     check(

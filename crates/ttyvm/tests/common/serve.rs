@@ -80,6 +80,17 @@ pub fn socket_exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.file_type().is_socket())
 }
 
+/// Asserts that `server` is still running and its socket file still exists; `context` says
+/// what the server has just been through.
+pub fn assert_still_serving(server: &mut Server, socket: &Path, context: &str) {
+    assert!(
+        server.wait_timeout(Duration::ZERO).is_err(),
+        "the server exited {context}:\n{}",
+        server.stderr()
+    );
+    assert!(socket_exists(socket), "the socket is gone {context}");
+}
+
 /// Runs `ttyvm serve` in pty mode on `socket` with `extra` arguments and waits for its console
 /// line.
 pub fn pty_server(socket: &Path, extra: &[&str]) -> Server {
