@@ -24,22 +24,22 @@ impl Buffer {
         }
     }
 
-    /// Whether no bytes are waiting to be written.
+    /// Returns whether no bytes are waiting to be written.
     pub fn is_empty(&self) -> bool {
         self.start == self.end
     }
 
-    /// Whether a read has room to store at least one byte.
+    /// Returns whether a read has room to store at least one byte.
     pub fn has_room(&self) -> bool {
         self.end - self.start < self.data.len()
     }
 
-    /// The bytes waiting to be written.
+    /// Returns the bytes waiting to be written.
     pub fn pending(&self) -> &[u8] {
         &self.data[self.start..self.end]
     }
 
-    /// The last byte that [`Buffer::write_to`] wrote, or `None` before the first write.
+    /// Returns the last byte that [`Buffer::write_to`] wrote, or `None` before the first write.
     pub fn last_written(&self) -> Option<u8> {
         self.last_written
     }

@@ -72,22 +72,22 @@ impl UserSide {
         })
     }
 
-    /// Whether standard input is a terminal, and so gets raw mode and carries a size.
+    /// Returns whether standard input is a terminal, and so gets raw mode and carries a size.
     pub fn input_is_terminal(&self) -> bool {
         self.input_is_terminal
     }
 
-    /// The fd the relay reads the user's keys from.
+    /// Returns the fd the relay reads the user's keys from.
     pub fn input(&self) -> BorrowedFd<'_> {
         self.input.as_fd()
     }
 
-    /// The fd the relay writes console output to.
+    /// Returns the fd the relay writes console output to.
     pub fn output(&self) -> BorrowedFd<'_> {
         self.output.as_fd()
     }
 
-    /// How writes to `output` behave.
+    /// Returns how writes to `output` behave.
     pub fn output_blocking(&self) -> Blocking {
         self.output_blocking
     }

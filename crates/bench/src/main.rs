@@ -67,7 +67,7 @@ struct Options {
     /// The `ttyvm` binary to run; by default the release build next to this binary.
     #[arg(long, value_name = "PATH")]
     ttyvm: Option<PathBuf>,
-    /// Where to write the report.
+    /// Path of the report file.
     #[arg(long, value_name = "PATH", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../BENCHMARKS.md"))]
     output: PathBuf,
     /// A file with the output of `cargo bench -p ttyvm-sigwinch`, for the report.

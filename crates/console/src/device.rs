@@ -51,7 +51,7 @@ impl Limits {
     }
 }
 
-/// What the transport must do after [`Console::process`].
+/// The actions the transport must take after [`Console::process`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Notify {
     /// Queues, by index, whose used ring changed and whose driver must be signalled.

@@ -115,7 +115,7 @@ impl ResizeListener {
         )
     }
 
-    /// The helper's process id, for inspection in /proc.
+    /// Returns the helper's process id, for inspection in /proc.
     pub fn helper_pid(&self) -> libc::pid_t {
         self.process.pid
     }
@@ -125,7 +125,7 @@ impl ResizeListener {
         self.clone_syscall
     }
 
-    /// How the helper closed the fds it inherited.
+    /// Returns how the helper closed the fds it inherited.
     pub fn fd_close_method(&self) -> FdCloseMethod {
         self.fd_close_method
     }

@@ -139,7 +139,7 @@ impl Connection {
         Ok(())
     }
 
-    /// Shuts the socket down in both directions, so the frontend sees the connection end and the
+    /// Shuts the socket down in both directions, so the frontend reads the connection's end and the
     /// next [`Connection::handle_request`] returns [`Error::Disconnected`].
     pub fn shutdown(&self) {
         // A socket the peer already closed has nothing left to shut down.
@@ -149,8 +149,9 @@ impl Connection {
     /// Sends `VHOST_USER_BACKEND_CONFIG_CHANGE_MSG` on the backend request channel, so the
     /// driver re-reads the device config.
     ///
-    /// The message goes without NEED_REPLY, so this never waits for the frontend. A failed write
-    /// drops the channel.
+    /// The message goes without NEED_REPLY, so this waits for no reply. A frontend that stops
+    /// reading its end can still hold the write up to the channel's write timeout, and a failed
+    /// write drops the channel.
     pub fn send_config_change(&mut self) -> Result<(), ConfigChangeError> {
         if !self
             .protocol_features
@@ -206,17 +207,18 @@ impl Connection {
         self.memory.guest()
     }
 
-    /// The ring's queue.
+    /// Returns the ring's queue.
     pub fn queue(&self, queue: usize) -> Option<&Queue> {
         self.vrings.get(queue).map(|vring| &vring.queue)
     }
 
-    /// The ring's queue, mutable.
+    /// Returns the ring's queue, mutable.
     pub fn queue_mut(&mut self, queue: usize) -> Option<&mut Queue> {
         self.vrings.get_mut(queue).map(|vring| &mut vring.queue)
     }
 
-    /// The ring's queue and the guest memory together, when the ring is ready to process.
+    /// Returns the ring's queue and the guest memory together, when the ring is ready to
+    /// process.
     pub fn queue_and_memory(&mut self, queue: usize) -> Option<(&mut Queue, &GuestMemoryMmap<()>)> {
         let memory = self.memory.guest()?;
         let vring = self.vrings.get_mut(queue)?;
@@ -225,9 +227,9 @@ impl Connection {
             .then_some((&mut vring.queue, memory))
     }
 
-    /// The guest memory and every ring's queue at once, for devices that move data between
-    /// rings. A queue is `Some` only while its ring is ready to process; the whole result is
-    /// `None` while no memory table has been set.
+    /// Returns the guest memory and every ring's queue at once, for devices that move data
+    /// between rings. A queue is `Some` only while its ring is ready to process, and the whole
+    /// result is `None` while no memory table has been set.
     pub fn ready_queues_mut(&mut self) -> Option<(&GuestMemoryMmap<()>, Vec<Option<&mut Queue>>)> {
         let memory = self.memory.guest()?;
         let queues = self
@@ -241,7 +243,7 @@ impl Connection {
         Some((memory, queues))
     }
 
-    /// The ring's kick fd to poll, if the frontend set one.
+    /// Returns the ring's kick fd to poll, if the frontend set one.
     pub fn kick_fd(&self, queue: usize) -> Option<BorrowedFd<'_>> {
         self.vrings
             .get(queue)?
